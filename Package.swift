@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Baton",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "agentd", targets: ["agentd"]),
+        .executable(name: "agentctl", targets: ["agentctl"]),
+        .library(name: "AgentKernel", targets: ["AgentKernel"]),
+        .library(name: "Agents", targets: ["Agents"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // The only place libstrophe's header enters the build.
+        .systemLibrary(name: "CStrophe", pkgConfig: "libstrophe",
+                       providers: [.apt(["libstrophe-dev"])]),
+        .target(name: "AgentKernel", dependencies: [
+            "CStrophe",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .target(name: "Agents", dependencies: [
+            "AgentKernel",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "agentd", dependencies: [
+            "AgentKernel", "Agents",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "agentctl", dependencies: [
+            "AgentKernel", "Agents",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "AgentKernelTests", dependencies: ["AgentKernel", "Agents"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AgentKernel", "Agents"]),
+    ]
+)

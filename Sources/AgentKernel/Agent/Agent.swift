@@ -1,0 +1,222 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// One running agent: a JID, its modules, its peers. Connects, answers IQs (disco, commands,
+/// ping, version and what modules register), takes chat commands, and keeps its item on
+/// `baton/agents` and its view of the other agents current across reconnects.
+public final class Agent: Sendable {
+    public static let agentsNode = "baton/agents"
+
+    public let settings: AgentSettings
+    public let connection: XMPPConnection
+    public let directory = AgentDirectory()
+    public let logger: Logger
+    public let modules: [any AgentModule]
+    public let commandService: AdHocCommandService
+    let pubsub: PubSubClient
+    private let router: Mutex<IQRouter>
+    private let state = Mutex(State())
+    private let loadPublisher: LoadPublisher
+
+    private struct State {
+        var boundJID: String?
+        var greeted: Set<String> = []
+        var load = 0
+        var modulesStarted = false
+        var shuttingDown = false
+    }
+
+    public init(settings: AgentSettings, modules: [any AgentModule]) {
+        self.settings = settings
+        logger = BatonLog.logger(agent: settings.name, module: "kernel")
+        connection = XMPPConnection(settings: settings.connection, logger: BatonLog.logger(agent: settings.name, module: "xmpp"))
+        pubsub = PubSubClient(connection: connection, service: settings.pubsubService)
+        var all: [any AgentModule] = []
+        let kernel = KernelModule()
+        all.append(kernel)
+        all += modules
+        self.modules = all
+        commandService = AdHocCommandService(commands: all.flatMap(\.commands))
+        router = Mutex(IQRouter())
+        loadPublisher = LoadPublisher(minimumInterval: .milliseconds(500))
+        kernel.attach(to: self)
+        installKernelHandlers()
+    }
+
+    /// The full JID once online (the configured resource, or the one the server bound).
+    public var jid: String { state.withLock { $0.boundJID } ?? settings.jid }
+    public var actions: [String] { Array(Set(modules.flatMap(\.actions))).sorted() }
+    public var load: Int { state.withLock { $0.load } }
+
+    public var context: AgentContext {
+        AgentContext(agentName: settings.name, jid: jid, connection: connection, directory: directory, settings: settings, logger: logger)
+    }
+
+    /// Lets a module or the workflow engine answer its own IQ payloads.
+    public func on(_ type: Stanza.IQType, _ name: String, _ namespace: String, _ handler: @escaping IQRouter.Handler) {
+        router.withLock { $0.on(type, name, namespace, handler) }
+    }
+
+    /// Connects (throwing a clear `ConnectionError` if the first attempt fails), then serves until
+    /// `shutdown()`. A connection lost later is re-established with back-off.
+    public func run(onOnline: (@Sendable () -> Void)? = nil) async throws {
+        try await connection.connect(reconnect: true)
+        try await withThrowingDiscardingTaskGroup { group in
+            for await event in connection.events {
+                switch event {
+                case .online(let jid):
+                    group.addTask {
+                        do {
+                            try await self.cameOnline(jid)
+                            onOnline?()
+                        } catch {
+                            self.logger.error("could not announce myself: \(error)")
+                        }
+                    }
+                case .offline:
+                    state.withLock { $0.greeted.removeAll() }
+                    await directory.markAllOffline()
+                case .stanza(let stanza):
+                    group.addTask { await self.handle(stanza) }
+                }
+            }
+        }
+    }
+
+    /// Stops modules, retracts the directory item, says unavailable and closes the stream.
+    public func shutdown() async {
+        guard state.withLock({ s -> Bool in defer { s.shuttingDown = true }; return !s.shuttingDown }) else { return }
+        for module in modules.reversed() { await module.stop() }
+        do {
+            try await pubsub.retract(node: Self.agentsNode, id: jid)
+        } catch {
+            logger.warning("could not retract the directory item: \(error)")
+        }
+        await connection.close(sending: [Stanza.presence(type: "unavailable")])
+        logger.info("stopped")
+    }
+
+    /// Changes the advertised load (work in progress) and republishes, at most twice a second.
+    public func adjustLoad(by delta: Int) {
+        state.withLock { $0.load = max(0, $0.load + delta) }
+        Task { await loadPublisher.request { [self] in try? await publishDescription() } }
+    }
+
+    // MARK: - Coming online
+
+    private func cameOnline(_ bound: String) async throws {
+        state.withLock { $0.boundJID = bound; $0.greeted.removeAll() }
+        connection.send(Stanza.presence())
+        await directory.setOnline(bound, true)
+        try await pubsub.subscribe(node: Self.agentsNode, jid: bound)
+        for (id, payload) in try await pubsub.items(node: Self.agentsNode) {
+            if let description = AgentDescription(jid: id, element: payload) { await learn(description) }
+        }
+        try await publishDescription()
+        let mustStart = state.withLock { s -> Bool in defer { s.modulesStarted = true }; return !s.modulesStarted }
+        if mustStart {
+            for module in modules { try await module.start(context) }
+        }
+        logger.info("announced on \(settings.pubsubService) node \(Self.agentsNode) with actions \(actions.joined(separator: ", "))")
+    }
+
+    public var description: AgentDescription {
+        AgentDescription(jid: jid, name: settings.name, version: SoftwareVersion.version, actions: actions,
+                         load: load, concurrency: settings.concurrency)
+    }
+
+    private func publishDescription() async throws {
+        try await pubsub.publish(node: Self.agentsNode, id: jid, payload: description.element)
+    }
+
+    /// Records a peer and, the first time, sends it directed presence: it then knows we are
+    /// here, answers with its own, and the server tells it when we go away (RFC 6121 §4.6).
+    private func learn(_ description: AgentDescription) async {
+        await directory.update(description)
+        greet(description.jid)
+    }
+
+    private func greet(_ peer: String) {
+        guard peer != jid else { return }
+        let isNew = state.withLock { $0.greeted.insert(peer).inserted }
+        if isNew { connection.send(Stanza.presence(to: peer)) }
+    }
+
+    // MARK: - Incoming stanzas
+
+    private func handle(_ stanza: XMLElement) async {
+        switch stanza.name {
+        case "iq":
+            if let reply = await router.withLock({ $0 }).reply(to: stanza) { connection.send(reply) }
+        case "presence":
+            guard let from = stanza.from, from != jid, JID(from)?.resource != nil else { return }
+            switch stanza.type {
+            case nil:
+                await directory.setOnline(from, true)
+                greet(from)
+            case "unavailable":
+                state.withLock { _ = $0.greeted.remove(from) }
+                await directory.setOnline(from, false)
+            default: break
+            }
+        case "message":
+            if let event = PubSubClient.event(in: stanza) {
+                guard event.node == Self.agentsNode else { return }
+                for (id, payload) in event.published {
+                    if let description = AgentDescription(jid: id, element: payload) { await learn(description) }
+                }
+                for id in event.retracted { await directory.remove(id) }
+            } else if let body = stanza.child("body")?.text, let from = stanza.from, stanza.type != "error" {
+                let answer = await ChatCommands.answer(body, from: from, agent: self)
+                connection.send(Stanza.message(to: from, body: answer))
+            }
+        default:
+            break
+        }
+    }
+
+    private func installKernelHandlers() {
+        on(.get, "query", NS.discoInfo) { [self] iq, _ in
+            let node = iq.firstChild?["node"]
+            if let node {
+                guard let command = commandService.command(node) else { throw StanzaError(.itemNotFound, "no node '\(node)'") }
+                return Disco.info(name: command.name, features: [NS.commands, NS.dataForms], node: node)
+            }
+            let features = [NS.discoInfo, NS.discoItems, NS.commands, NS.dataForms, NS.ping, NS.version, NS.baton]
+                + modules.flatMap(\.features) + actions.map(Disco.actionFeature)
+            return Disco.info(name: "Baton agent \(settings.name)", features: features)
+        }
+        on(.get, "query", NS.discoItems) { [self] iq, _ in
+            let node = iq.firstChild?["node"]
+            guard node == NS.commands else { return Disco.items(node: node, items: []) }
+            return Disco.items(node: node, items: commandService.commands.map { (jid, $0.node, $0.name) })
+        }
+        on(.set, "command", NS.commands) { [self] iq, from in
+            try await commandService.handle(iq.firstChild!, from: from, trusted: settings.trusts(from))
+        }
+        on(.get, "ping", NS.ping) { _, _ in nil }
+        on(.get, "query", NS.version) { _, _ in SoftwareVersion.query }
+    }
+}
+
+/// Coalesces bursts of load changes into at most one publish per interval.
+actor LoadPublisher {
+    private let minimumInterval: Duration
+    private var last = ContinuousClock.now - .seconds(3600)
+    private var scheduled = false
+
+    init(minimumInterval: Duration) { self.minimumInterval = minimumInterval }
+
+    func request(_ publish: @escaping @Sendable () async -> Void) async {
+        guard !scheduled else { return }
+        let wait = last + minimumInterval - .now
+        if wait > .zero {
+            scheduled = true
+            try? await Task.sleep(for: wait)
+            scheduled = false
+        }
+        last = .now
+        await publish()
+    }
+}

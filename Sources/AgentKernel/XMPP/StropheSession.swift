@@ -1,0 +1,407 @@
+import CStrophe
+import Foundation
+import Logging
+import Synchronization
+
+/// The libstrophe seam: one context, one connection, one thread.
+///
+/// libstrophe is not thread-safe, so every call into it happens on `thread`. Other threads hand
+/// work over as closures through `inbox` and wake the thread through a pipe. The thread polls
+/// the XMPP socket and the pipe itself and lets `xmpp_run_once(ctx, 0)` do the reading and
+/// writing, so a request from Swift goes out at once instead of waiting for a select timeout.
+final class StropheSession: @unchecked Sendable {
+    typealias Event = ConnectionEvent
+
+    private struct Inbox {
+        var work: [@Sendable () -> Void] = []
+        var sleeping = false
+    }
+
+    let settings: ConnectionSettings
+    let events: AsyncStream<Event>
+    private let eventSink: AsyncStream<Event>.Continuation
+    private let inbox = Mutex(Inbox())
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let logger: Logger
+
+    // Everything below is touched only on the libstrophe thread.
+    private var ctx: OpaquePointer!
+    private var conn: OpaquePointer?
+    private var connectionToRelease: OpaquePointer?
+    private var streamManagement: OpaquePointer?
+    private var online = false
+    private var everOnline = false
+    private var firstConnect: CheckedContinuation<String, Error>?
+    private var pending: [String: (CheckedContinuation<XMLElement, Error>, ContinuousClock.Instant, Double)] = [:]
+    private var nextSweep = ContinuousClock.now
+    private var reconnecting = false
+    private var reconnectAt: ContinuousClock.Instant?
+    private var reconnectAttempt = 0
+    private var stopping = false
+    private var stopped = false
+    private var stanzasThisTurn = 0
+    private var libstropheComplaints: [String] = []
+    private var idCounter: UInt64 = 0
+    private let idPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+
+    init(settings: ConnectionSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        var fds: [Int32] = [0, 0]
+        _ = pipe(&fds)
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        _ = fcntl(wakeRead, F_SETFL, O_NONBLOCK)
+        _ = fcntl(wakeWrite, F_SETFL, O_NONBLOCK)
+        (events, eventSink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
+        let thread = Thread { [self] in runLoop() }
+        thread.name = "libstrophe \(settings.jid)"
+        thread.start()
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    // MARK: - API for other threads
+
+    /// Runs `work` on the libstrophe thread.
+    func perform(_ work: @escaping @Sendable () -> Void) {
+        let wake = inbox.withLock { inbox -> Bool in
+            inbox.work.append(work)
+            defer { inbox.sleeping = false }
+            return inbox.sleeping
+        }
+        if wake {
+            var byte: UInt8 = 1
+            _ = write(wakeWrite, &byte, 1)
+        }
+    }
+
+    /// Connects once; throws a `ConnectionError` naming what went wrong. With `reconnect`, a
+    /// connection lost later is re-established with exponential back-off and jitter.
+    func connect(reconnect: Bool) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            perform { [self] in
+                reconnecting = reconnect
+                firstConnect = continuation
+                startConnection()
+            }
+        }
+    }
+
+    func send(_ stanza: XMLElement) {
+        perform { [self] in transmit(stanza) }
+    }
+
+    func request(_ iq: XMLElement, timeout: Double) async throws -> XMLElement {
+        try await withCheckedThrowingContinuation { continuation in
+            perform { [self] in
+                guard online else {
+                    continuation.resume(throwing: ConnectionError.notConnected(jid: settings.jid))
+                    return
+                }
+                var iq = iq
+                let id = iq.id ?? nextID()
+                iq["id"] = id
+                pending[id] = (continuation, .now + .milliseconds(Int(timeout * 1000)), timeout)
+                transmit(iq)
+            }
+        }
+    }
+
+    func nextIDFromAnyThread() -> String { "\(idPrefix)-\(UInt64.random(in: 0...UInt64.max))" }
+
+    /// Sends `final` (e.g. unavailable presence), flushes, closes the stream and ends the thread.
+    func stop(final: [XMLElement] = []) async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            perform { [self] in
+                for stanza in final { transmit(stanza) }
+                stopping = true
+                reconnecting = false
+                if let conn, online {
+                    xmpp_disconnect(conn)
+                } else {
+                    stopped = true
+                }
+                // Resumed when the loop exits.
+                stopWaiters.append(done)
+            }
+        }
+    }
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+
+    // MARK: - The libstrophe thread
+
+    private func runLoop() {
+        xmpp_initialize()
+        var log = xmpp_log_t(handler: { userdata, level, area, message in
+            let session = Unmanaged<StropheSession>.fromOpaque(userdata!).takeUnretainedValue()
+            session.libstropheSaid(level: level, area: area.map { String(cString: $0) } ?? "",
+                                   message: message.map { String(cString: $0) } ?? "")
+        }, userdata: Unmanaged.passUnretained(self).toOpaque())
+        ctx = xmpp_ctx_new(nil, &log)
+        var idleMillis: Int32 = 0
+        while !stopped {
+            let work = inbox.withLock { inbox -> [@Sendable () -> Void] in
+                defer { inbox.work.removeAll(keepingCapacity: true) }
+                return inbox.work
+            }
+            for item in work { item() }
+            releaseDeadConnection()
+            sweepTimers()
+            stanzasThisTurn = 0
+            if conn != nil { xmpp_run_once(ctx, 0) }
+            releaseDeadConnection()
+            if stopped { break }
+            if !work.isEmpty || stanzasThisTurn > 0 {
+                idleMillis = 0
+                continue
+            }
+            // Nothing happened: wait for the socket, a wake-up, or a short idle timeout. The
+            // timeout (growing to 25 ms) lets libstrophe run its timers and drain TLS records
+            // it already decrypted, which poll(2) cannot see.
+            idleMillis = min(max(idleMillis * 2, 1), 25)
+            waitForActivity(timeoutMillis: idleMillis)
+        }
+        for (_, (continuation, _, _)) in pending {
+            continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
+        }
+        pending.removeAll()
+        if let conn { xmpp_conn_release(conn) }
+        if let connectionToRelease { xmpp_conn_release(connectionToRelease) }
+        if let streamManagement { xmpp_free_sm_state(streamManagement) }
+        xmpp_ctx_free(ctx)
+        eventSink.finish()
+        for waiter in stopWaiters { waiter.resume() }
+        stopWaiters.removeAll()
+    }
+
+    private func waitForActivity(timeoutMillis: Int32) {
+        let mustSleep = inbox.withLock { inbox -> Bool in
+            guard inbox.work.isEmpty else { return false }
+            inbox.sleeping = true
+            return true
+        }
+        guard mustSleep else { return }
+        var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        if let conn, let socket = SocketRegistry.socket(of: conn) {
+            var events = Int16(POLLIN)
+            if xmpp_conn_send_queue_len(conn) > 0 { events |= Int16(POLLOUT) }
+            fds.append(pollfd(fd: socket, events: events, revents: 0))
+        }
+        _ = poll(&fds, nfds_t(fds.count), timeoutMillis)
+        inbox.withLock { $0.sleeping = false }
+        var sink = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &sink, sink.count) > 0 {}
+    }
+
+    private func nextID() -> String {
+        idCounter &+= 1
+        return "\(idPrefix)-\(idCounter)"
+    }
+
+    private func transmit(_ element: XMLElement) {
+        guard let conn, online else {
+            logger.debug("dropping stanza while offline: \(element.name) to \(element.to ?? "-")")
+            return
+        }
+        let stanza = StropheBridge.makeStanza(element, ctx: ctx)
+        xmpp_send(conn, stanza)
+        xmpp_stanza_release(stanza)
+    }
+
+    private func startConnection() {
+        libstropheComplaints.removeAll()
+        let conn = xmpp_conn_new(ctx)!
+        self.conn = conn
+        var flags = XMPP_CONN_FLAG_MANDATORY_TLS
+        if settings.tls == .trustAny { flags |= XMPP_CONN_FLAG_TRUST_TLS }
+        xmpp_conn_set_flags(conn, Int(flags))
+        let jid = JID(settings.jid)
+        let resource = jid?.resource ?? "baton-\(idPrefix)"
+        xmpp_conn_set_jid(conn, "\(jid?.bare ?? settings.jid)/\(resource)")
+        xmpp_conn_set_pass(conn, settings.password)
+        if let caFile = settings.caFile { xmpp_conn_set_cafile(conn, caFile) }
+        xmpp_conn_set_sockopt_callback(conn) { conn, socket in
+            let fd = socket!.load(as: Int32.self)
+            SocketRegistry.register(fd, for: conn!)
+            // Pipelined IQs must not wait for delayed ACKs (Nagle), and a dead peer must be
+            // noticed without waiting for the TCP retransmission timeout.
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            return xmpp_sockopt_cb_keepalive(conn, socket)
+        }
+        if let streamManagement {
+            // Resume the XEP-0198 session: the server replays what we missed and we resend
+            // what it never acknowledged.
+            xmpp_conn_set_sm_state(conn, streamManagement)
+            self.streamManagement = nil
+        }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        xmpp_handler_add(conn, { _, stanza, userdata in
+            let session = Unmanaged<StropheSession>.fromOpaque(userdata!).takeUnretainedValue()
+            session.received(StropheBridge.element(from: stanza!))
+            return 1
+        }, nil, nil, nil, me)
+        let status = xmpp_connect_client(conn, settings.host, UInt16(settings.port ?? 0), { conn, event, error, streamError, userdata in
+            let session = Unmanaged<StropheSession>.fromOpaque(userdata!).takeUnretainedValue()
+            let streamText = streamError.map { error -> String in
+                let text = error.pointee.text.map { String(cString: $0) }
+                return text ?? "stream error \(error.pointee.type.rawValue)"
+            }
+            session.connectionChanged(conn!, event: event, error: error, streamError: streamText)
+        }, me)
+        if status != XMPP_EOK {
+            fail(.unreachable(jid: settings.jid, server: settings.serverDescription, reason: "connect call failed (\(status))"))
+        }
+    }
+
+    private func libstropheSaid(level: xmpp_log_level_t, area: String, message: String) {
+        let lower = message.lowercased()
+        if level.rawValue >= XMPP_LEVEL_WARN.rawValue
+            || lower.contains("auth failed") || lower.contains("tls") || lower.contains("certificate") {
+            libstropheComplaints.append("\(area): \(message)")
+            if libstropheComplaints.count > 20 { libstropheComplaints.removeFirst() }
+        }
+        if level.rawValue >= XMPP_LEVEL_WARN.rawValue {
+            logger.debug("libstrophe \(area): \(message)")
+        }
+    }
+
+    private func received(_ stanza: XMLElement) {
+        stanzasThisTurn += 1
+        if stanza.name == "iq", let type = stanza.type, type == "result" || type == "error",
+           let id = stanza.id, let (continuation, _, _) = pending.removeValue(forKey: id) {
+            if type == "error" {
+                continuation.resume(throwing: StanzaError(parsing: stanza))
+            } else {
+                continuation.resume(returning: stanza)
+            }
+            return
+        }
+        eventSink.yield(.stanza(stanza))
+    }
+
+    private func connectionChanged(_ conn: OpaquePointer, event: xmpp_conn_event_t, error: Int32, streamError: String?) {
+        switch event {
+        case XMPP_CONN_CONNECT:
+            online = true
+            everOnline = true
+            reconnectAttempt = 0
+            let bound = xmpp_conn_get_bound_jid(conn).map { String(cString: $0) } ?? settings.jid
+            logger.info("online as \(bound) via \(settings.serverDescription)")
+            firstConnect?.resume(returning: bound)
+            firstConnect = nil
+            eventSink.yield(.online(boundJID: bound))
+        case XMPP_CONN_RAW_CONNECT:
+            break
+        default:
+            let wasOnline = online
+            online = false
+            let reason = classify(error: error, streamError: streamError, wasOnline: wasOnline)
+            for (_, (continuation, _, _)) in pending {
+                continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
+            }
+            pending.removeAll()
+            // libstrophe must not free a connection from inside its own callback.
+            if self.conn == conn {
+                streamManagement = xmpp_conn_get_sm_state(conn)
+                connectionToRelease = conn
+                self.conn = nil
+            }
+            if stopping {
+                stopped = true
+                return
+            }
+            if wasOnline {
+                logger.warning("connection lost: \(reason)")
+                eventSink.yield(.offline(reason))
+            }
+            if let firstConnect, !everOnline {
+                firstConnect.resume(throwing: reason)
+                self.firstConnect = nil
+                reconnecting = false
+                return
+            }
+            if reconnecting { scheduleReconnect(after: reason) }
+        }
+    }
+
+    private func fail(_ error: ConnectionError) {
+        if let firstConnect {
+            firstConnect.resume(throwing: error)
+            self.firstConnect = nil
+        } else if reconnecting {
+            scheduleReconnect(after: error)
+        }
+    }
+
+    private func classify(error: Int32, streamError: String?, wasOnline: Bool) -> ConnectionError {
+        let jid = settings.jid, server = settings.serverDescription
+        let complaints = libstropheComplaints.joined(separator: "; ")
+        if wasOnline {
+            return .streamError(jid: jid, server: server, reason: streamError ?? (error != 0 ? String(cString: strerror(error)) : "connection closed"))
+        }
+        if complaints.contains("auth failed") || complaints.lowercased().contains("no sasl") || complaints.contains("not-authorized") {
+            return .authenticationFailed(jid: jid, server: server)
+        }
+        if let streamError { return .streamError(jid: jid, server: server, reason: streamError) }
+        let lower = complaints.lowercased()
+        if lower.contains("tls") || lower.contains("certificate") || lower.contains("ssl") {
+            return .tlsFailed(jid: jid, server: server, reason: libstropheComplaints.last ?? "handshake failed")
+        }
+        if error != 0 {
+            return .unreachable(jid: jid, server: server, reason: String(cString: strerror(error)))
+        }
+        return .unreachable(jid: jid, server: server, reason: complaints.isEmpty ? "connection closed during login" : complaints)
+    }
+
+    private func scheduleReconnect(after error: ConnectionError) {
+        // Exponential back-off with full jitter on top of a floor, capped at 30 s.
+        let base = min(30.0, 0.25 * pow(2.0, Double(reconnectAttempt)))
+        let delay = base / 2 + Double.random(in: 0...(base / 2))
+        reconnectAttempt += 1
+        logger.info("reconnecting in \(String(format: "%.2f", delay)) s (attempt \(reconnectAttempt)): \(error)")
+        reconnectAt = .now + .milliseconds(Int(delay * 1000))
+    }
+
+    private func releaseDeadConnection() {
+        if let dead = connectionToRelease {
+            SocketRegistry.forget(dead)
+            xmpp_conn_release(dead)
+            connectionToRelease = nil
+        }
+    }
+
+    private func sweepTimers() {
+        let now = ContinuousClock.now
+        if let at = reconnectAt, at <= now, reconnecting {
+            reconnectAt = nil
+            startConnection()
+        }
+        guard now >= nextSweep, !pending.isEmpty else { return }
+        nextSweep = now + .milliseconds(50)
+        for (id, (continuation, deadline, seconds)) in pending where deadline <= now {
+            pending.removeValue(forKey: id)
+            continuation.resume(throwing: ConnectionError.timeout(jid: settings.jid, what: "IQ \(id)", seconds: seconds))
+        }
+    }
+}
+
+/// libstrophe's socket-option callback carries no user data, so the socket of each connection
+/// is noted here, keyed by the connection pointer.
+enum SocketRegistry {
+    private static let sockets = Mutex<[UInt: Int32]>([:])
+    static func register(_ fd: Int32, for conn: OpaquePointer) {
+        sockets.withLock { $0[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(conn)))] = fd }
+    }
+    static func socket(of conn: OpaquePointer) -> Int32? {
+        sockets.withLock { $0[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(conn)))] }
+    }
+    static func forget(_ conn: OpaquePointer) {
+        _ = sockets.withLock { $0.removeValue(forKey: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(conn)))) }
+    }
+}

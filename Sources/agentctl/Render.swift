@@ -1,0 +1,36 @@
+import AgentKernel
+
+/// Plain-text rendering of forms and tables for a terminal.
+enum Render {
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+
+    static func outcome(_ outcome: ControlClient.CommandOutcome) -> String {
+        var out: [String] = []
+        for note in outcome.notes { out.append("\(note.kind == .info ? "" : note.kind.rawValue + ": ")\(note.text)") }
+        if let form = outcome.form {
+            if let title = form.title { out.append(title) }
+            if let instructions = form.instructions { out.append(instructions) }
+            let width = form.fields.compactMap { $0.variable?.count }.max() ?? 0
+            for field in form.fields where field.type != .hidden {
+                let name = field.variable ?? ""
+                let marker = outcome.status == "executing" ? (field.required ? " (required)" : "") : ""
+                let options = field.options.isEmpty ? "" : "  [\(field.options.joined(separator: "|"))]"
+                let value = field.values.joined(separator: field.type == .textMulti ? "\n" + String(repeating: " ", count: width + 2) : ", ")
+                out.append("\(name.padding(toLength: width, withPad: " ", startingAt: 0))  \(value)\(marker)\(options)")
+            }
+            if !form.reported.isEmpty {
+                let columns = form.reported.compactMap(\.variable)
+                out.append(table(form.reported.map { $0.label ?? $0.variable ?? "" }, form.items.map { row in columns.map { row[$0] ?? "" } }))
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,60 @@
+import AgentKernel
+import Agents
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct AgentDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agentd", abstract: "Run one Baton agent (one JID, several modules).")
+
+    @Option(name: .shortAndLong, help: "Agent configuration file (YAML).")
+    var config: String
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
+        BatonLog.level = level
+        let settings: AgentSettings
+        let modules: [any AgentModule]
+        do {
+            settings = try AgentSettings.load(path: config)
+            modules = try settings.modules.map { try ModuleCatalog.make($0, settings: settings) }
+        } catch let error as ConfigError {
+            FileHandle.standardError.write("agentd: \(error)\n".data(using: .utf8)!)
+            throw ExitCode(2)
+        }
+        let agent = Agent(settings: settings, modules: modules)
+        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) {
+            Task {
+                await agent.shutdown()
+            }
+        }
+        defer { signals.cancel() }
+        do {
+            try await agent.run()
+        } catch let error as ConnectionError {
+            agent.logger.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Turns SIGTERM/SIGINT into a graceful shutdown instead of an abrupt exit.
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32], handler: @escaping @Sendable () -> Void) {
+        sources = signals.map { signalNumber in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() { sources.forEach { $0.cancel() } }
+}
