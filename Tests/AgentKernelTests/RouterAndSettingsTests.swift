@@ -1,0 +1,104 @@
+import Testing
+@testable import AgentKernel
+
+@Suite struct IQRouterTests {
+    @Test func unknownPayloadIsServiceUnavailable() async {
+        let router = IQRouter()
+        let reply = await router.reply(to: Stanza.iq(.get, to: "a@b/c", id: "1", payload: XMLElement("query", xmlns: "urn:unknown")))
+        #expect(reply.map(StanzaError.init(parsing:))?.condition == .serviceUnavailable)
+    }
+
+    @Test func resultsAreNeverAnswered() async {
+        let router = IQRouter()
+        #expect(await router.reply(to: Stanza.iq(.result, to: "a@b/c", id: "1")) == nil)
+    }
+
+    @Test func routesByNamespace() async throws {
+        var router = IQRouter()
+        router.on(.get, "ping", NS.ping) { _, _ in nil }
+        router.on(.set, "thing", "urn:x") { _, _ in throw StanzaError(.notAcceptable, "no") }
+        let ping = await router.reply(to: Stanza.iq(.get, to: "a@b/c", id: "1", payload: XMLElement("ping", xmlns: NS.ping)))
+        #expect(ping?.type == "result")
+        let refused = try #require(await router.reply(to: Stanza.iq(.set, to: "a@b/c", id: "2", payload: XMLElement("thing", xmlns: "urn:x"))))
+        #expect(StanzaError(parsing: refused).condition == .notAcceptable)
+        let empty = try #require(await router.reply(to: Stanza.iq(.get, to: "a@b/c", id: "3")))
+        #expect(StanzaError(parsing: empty).condition == .badRequest)
+    }
+}
+
+@Suite struct AgentSettingsTests {
+    @Test func parsesAFullConfig() throws {
+        let settings = try AgentSettings.parse(yaml: """
+            name: build
+            jid: build@baton.test/agent
+            password: s3cret
+            server: { host: 127.0.0.1, port: 5299 }
+            tls: { policy: trust-any }
+            modules: [echo]
+            trusted: [ops@baton.test, "*@lab.test"]
+            concurrency: 3
+            """, file: "build.yaml")
+        #expect(settings.name == "build" && settings.connection.port == 5299 && settings.connection.tls == .trustAny)
+        #expect(settings.pubsubService == "pubsub.baton.test")
+        #expect(settings.trusts("ops@baton.test/laptop"))
+        #expect(settings.trusts("anyone@lab.test/x"))
+        #expect(settings.trusts("build@baton.test/other"))
+        #expect(!settings.trusts("evil@baton.test/x"))
+        #expect(settings.concurrency == 3)
+    }
+
+    @Test func errorsNameTheProblem() {
+        #expect(throws: ConfigError(file: "a.yaml", "line 2: unknown setting 'pasword' (known: concurrency, jid, module_settings, modules, name, password, password_file, pubsub, server, state_dir, tls, trusted)")) {
+            try AgentSettings.parse(yaml: "jid: a@b\npasword: x\n", file: "a.yaml")
+        }
+        #expect(throws: ConfigError(file: "a.yaml", "no password: set 'password_file', 'password' or $BATON_PASSWORD")) {
+            try AgentSettings.parse(yaml: "jid: a@b\n", file: "a.yaml")
+        }
+        #expect(throws: ConfigError.self) { try AgentSettings.parse(yaml: "jid: [unclosed\n", file: "a.yaml") }
+        #expect(throws: ConfigError(file: "a.yaml", "'tls.policy' must be 'verify' or 'trust-any', not 'none'")) {
+            try AgentSettings.parse(yaml: "jid: a@b\npassword: x\ntls: {policy: none}\n", file: "a.yaml")
+        }
+        #expect(throws: ConfigError.self) { try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nserver: {port: 99999}\n", file: "a.yaml") }
+    }
+
+    @Test func passwordFromEnvironment() throws {
+        let settings = try AgentSettings.parse(yaml: "jid: a@b\n", file: "a.yaml", environment: ["BATON_PASSWORD": "pw"])
+        #expect(settings.connection.password == "pw")
+    }
+}
+
+@Suite struct AgentDirectoryTests {
+    func description(_ jid: String, load: Int, concurrency: Int = 1, actions: [String] = ["build.image"]) -> AgentDescription {
+        AgentDescription(jid: jid, name: jid, version: "1", actions: actions, load: load, concurrency: concurrency)
+    }
+
+    @Test func candidatesAreOnlineLeastLoadedAndStable() async {
+        let directory = AgentDirectory()
+        await directory.update(description("a@x/1", load: 2, concurrency: 2))
+        await directory.update(description("b@x/1", load: 0))
+        await directory.update(description("c@x/1", load: 0))
+        await directory.update(description("d@x/1", load: 0, actions: ["test.vm"]))
+        await directory.setOnline("a@x/1", true)
+        await directory.setOnline("b@x/1", true)
+        // Presence before the item: must still count once the item arrives.
+        await directory.setOnline("e@x/1", true)
+        await directory.update(description("e@x/1", load: 0))
+        let picked = await directory.candidates(for: "build.image", key: "wf-1").map(\.jid)
+        #expect(Set(picked.prefix(2)) == ["b@x/1", "e@x/1"])
+        #expect(picked.last == "a@x/1")
+        #expect(!picked.contains("c@x/1"))  // never seen online
+        #expect(await directory.candidates(for: "build.image", key: "wf-1").map(\.jid) == picked)
+        await directory.setOnline("b@x/1", false)
+        #expect(await !directory.candidates(for: "build.image", key: "wf-1").map(\.jid).contains("b@x/1"))
+    }
+
+    @Test func waitSeesLaterUpdates() async {
+        let directory = AgentDirectory()
+        Task {
+            await directory.update(description("z@x/1", load: 0))
+            await directory.setOnline("z@x/1", true)
+        }
+        #expect(await directory.wait(timeout: 5) { $0.contains { $0.jid == "z@x/1" && $0.online } })
+        #expect(await !directory.wait(timeout: 0.05) { $0.contains { $0.jid == "nobody" } })
+    }
+}

@@ -1,0 +1,44 @@
+import Testing
+@testable import AgentKernel
+
+@Suite struct StanzaTests {
+    @Test func escapesTextAndAttributes() {
+        let element = XMLElement("body", ["note": "a\"b'<c>&"], text: "1 < 2 & </body>")
+        #expect(element.xml == "<body note=\"a&quot;b&apos;&lt;c&gt;&amp;\">1 &lt; 2 &amp; &lt;/body&gt;</body>")
+    }
+
+    @Test func readsChildrenByNameAndNamespace() {
+        let iq = Stanza.iq(.get, to: "a@b/c", id: "7", payload: XMLElement("query", xmlns: NS.discoInfo))
+        #expect(iq.child("query", xmlns: NS.discoInfo) != nil)
+        #expect(iq.child("query", xmlns: NS.discoItems) == nil)
+        #expect(iq.type == "get" && iq.id == "7" && iq.to == "a@b/c")
+    }
+
+    @Test func errorReplyCarriesConditionAndText() {
+        let request = Stanza.iq(.set, to: "agent@x/y", id: "42", payload: XMLElement("command", xmlns: NS.commands))
+            .withAttribute("from", "ops@x/z")
+        let reply = StanzaError(.forbidden, "not you").reply(to: request)
+        #expect(reply.type == "error" && reply.to == "ops@x/z" && reply.id == "42")
+        let parsed = StanzaError(parsing: reply)
+        #expect(parsed.condition == .forbidden)
+        #expect(parsed.text == "not you")
+        #expect(reply.child("error")?["type"] == "auth")
+    }
+
+    @Test func jidParts() {
+        let jid = JID("build@baton.test/agent")
+        #expect(jid?.local == "build" && jid?.domain == "baton.test" && jid?.resource == "agent")
+        #expect(jid?.bare == "build@baton.test")
+        #expect(JID("@x") == nil)
+        #expect(JID("a@b/") == nil)
+        #expect(JID("pubsub.baton.test")?.local == nil)
+    }
+}
+
+extension XMLElement {
+    func withAttribute(_ name: String, _ value: String) -> XMLElement {
+        var copy = self
+        copy[name] = value
+        return copy
+    }
+}
