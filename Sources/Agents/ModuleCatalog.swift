@@ -2,11 +2,13 @@ import AgentKernel
 
 /// The modules an agent config may name, by name.
 public enum ModuleCatalog {
-    public static let names = ["echo"]
+    public static let names = ["echo", "shell", "util"]
 
     public static func make(_ name: String, settings: AgentSettings) throws -> any AgentModule {
         switch name {
         case "echo": return EchoModule()
+        case "shell": return ShellModule()
+        case "util": return NoopModule()
         case "kernel": throw ConfigError(file: "modules", "'kernel' is always loaded; do not list it")
         default:
             throw ConfigError(file: "modules", "unknown module '\(name)' (available: \(names.joined(separator: ", ")))")

@@ -26,7 +26,13 @@ struct AgentDaemon: AsyncParsableCommand {
             FileHandle.standardError.write("agentd: \(error)\n".data(using: .utf8)!)
             throw ExitCode(2)
         }
-        let agent = Agent(settings: settings, modules: modules)
+        let agent: Agent
+        do {
+            agent = try Agent(settings: settings, modules: modules)
+        } catch {
+            FileHandle.standardError.write("agentd: cannot open the journal in \(settings.stateDirectory): \(error)\n".data(using: .utf8)!)
+            throw ExitCode(2)
+        }
         let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) {
             Task {
                 await agent.shutdown()

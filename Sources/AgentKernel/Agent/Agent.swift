@@ -14,10 +14,13 @@ public final class Agent: Sendable {
     public let logger: Logger
     public let modules: [any AgentModule]
     public let commandService: AdHocCommandService
+    public let engine: WorkflowEngine
     let pubsub: PubSubClient
     private let router: Mutex<IQRouter>
     private let state = Mutex(State())
     private let loadPublisher: LoadPublisher
+    private let engineTask = Mutex<Task<Void, Never>?>(nil)
+    private let spoolTask = Mutex<Task<Void, Never>?>(nil)
 
     private struct State {
         var boundJID: String?
@@ -27,22 +30,36 @@ public final class Agent: Sendable {
         var shuttingDown = false
     }
 
-    public init(settings: AgentSettings, modules: [any AgentModule]) {
+    /// Opens the agent's journal in `settings.stateDirectory`; throws if it cannot.
+    public init(settings: AgentSettings, modules: [any AgentModule]) throws {
         self.settings = settings
         logger = BatonLog.logger(agent: settings.name, module: "kernel")
-        connection = XMPPConnection(settings: settings.connection, logger: BatonLog.logger(agent: settings.name, module: "xmpp"))
+        let connection = XMPPConnection(settings: settings.connection, logger: BatonLog.logger(agent: settings.name, module: "xmpp"))
+        self.connection = connection
         pubsub = PubSubClient(connection: connection, service: settings.pubsubService)
+        let journal = try Journal(path: settings.stateDirectory + "/journal.sqlite")
+        let directory = self.directory
+        let boundJID = Locked<String?>(nil)
+        let loadSink = Locked<(@Sendable (Int) -> Void)?>(nil)
+        engine = WorkflowEngine(journal: journal, connection: connection, directory: directory,
+                                runners: modules.compactMap { $0 as? any StepRunner }, settings: settings,
+                                me: { boundJID.withLock { $0 } ?? settings.jid },
+                                loadChanged: { load in loadSink.withLock { $0 }?(load) })
         var all: [any AgentModule] = []
         let kernel = KernelModule()
         all.append(kernel)
+        all.append(WorkflowModule(engine: engine, settings: settings))
         all += modules
         self.modules = all
         commandService = AdHocCommandService(commands: all.flatMap(\.commands))
         router = Mutex(IQRouter())
         loadPublisher = LoadPublisher(minimumInterval: .milliseconds(500))
+        boundJIDSink = boundJID
         kernel.attach(to: self)
+        loadSink.withLock { $0 = { [weak self] load in self?.setLoad(load) } }
         installKernelHandlers()
     }
+    private let boundJIDSink: Locked<String?>
 
     /// The full JID once online (the configured resource, or the one the server bound).
     public var jid: String { state.withLock { $0.boundJID } ?? settings.jid }
@@ -87,6 +104,8 @@ public final class Agent: Sendable {
     /// Stops modules, retracts the directory item, says unavailable and closes the stream.
     public func shutdown() async {
         guard state.withLock({ s -> Bool in defer { s.shuttingDown = true }; return !s.shuttingDown }) else { return }
+        spoolTask.withLock { $0?.cancel() }
+        engineTask.withLock { $0?.cancel() }
         for module in modules.reversed() { await module.stop() }
         do {
             try await pubsub.retract(node: Self.agentsNode, id: jid)
@@ -98,8 +117,9 @@ public final class Agent: Sendable {
     }
 
     /// Changes the advertised load (work in progress) and republishes, at most twice a second.
-    public func adjustLoad(by delta: Int) {
-        state.withLock { $0.load = max(0, $0.load + delta) }
+    public func setLoad(_ load: Int) {
+        let changed = state.withLock { s -> Bool in defer { s.load = load }; return s.load != load }
+        guard changed else { return }
         Task { await loadPublisher.request { [self] in try? await publishDescription() } }
     }
 
@@ -107,6 +127,7 @@ public final class Agent: Sendable {
 
     private func cameOnline(_ bound: String) async throws {
         state.withLock { $0.boundJID = bound; $0.greeted.removeAll() }
+        boundJIDSink.withLock { $0 = bound }
         connection.send(Stanza.presence())
         await directory.setOnline(bound, true)
         try await pubsub.subscribe(node: Self.agentsNode, jid: bound)
@@ -117,6 +138,11 @@ public final class Agent: Sendable {
         let mustStart = state.withLock { s -> Bool in defer { s.modulesStarted = true }; return !s.modulesStarted }
         if mustStart {
             for module in modules { try await module.start(context) }
+            engineTask.withLock { $0 = Task { await engine.run() } }
+            if let spool = settings.spoolDirectory {
+                let watcher = try SpoolWatcher(directory: spool, engine: engine, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" })
+                spoolTask.withLock { $0 = Task { await watcher.run() } }
+            }
         }
         logger.info("announced on \(settings.pubsubService) node \(Self.agentsNode) with actions \(actions.joined(separator: ", "))")
     }
@@ -148,7 +174,11 @@ public final class Agent: Sendable {
     private func handle(_ stanza: XMLElement) async {
         switch stanza.name {
         case "iq":
-            if let reply = await router.withLock({ $0 }).reply(to: stanza) { connection.send(reply) }
+            if let reply = await router.withLock({ $0 }).reply(to: stanza) {
+                // The lost-acknowledgement test hook surfaces as an internal error: swallow it.
+                if reply.type == "error", StanzaError(parsing: reply).text == "\(AcknowledgementDropped())" { return }
+                connection.send(reply)
+            }
         case "presence":
             guard let from = stanza.from, from != jid, JID(from)?.resource != nil else { return }
             switch stanza.type {
@@ -196,9 +226,23 @@ public final class Agent: Sendable {
             try await commandService.handle(iq.firstChild!, from: from, trusted: settings.trusts(from))
         }
         on(.get, "ping", NS.ping) { _, _ in nil }
+        on(.set, "handoff", NS.batonWorkflow) { [self] iq, from in
+            guard settings.trusts(from) else {
+                throw StanzaError(.forbidden, "\(JID(from)?.bare ?? from) may not hand work to \(settings.name)")
+            }
+            let document = try HandoffStanzas.document(in: iq.firstChild!)
+            let isNew = try engine.receive(document, from: from)
+            if engine.ackDropper.withLock({ n -> Bool in defer { n = max(0, n - 1) }; return n > 0 }) {
+                throw AcknowledgementDropped()
+            }
+            return HandoffStanzas.accepted(duplicate: !isNew)
+        }
         on(.get, "query", NS.version) { _, _ in SoftwareVersion.query }
     }
 }
+
+/// Thrown only by the lost-acknowledgement test hook: the router sends nothing back.
+struct AcknowledgementDropped: Error {}
 
 /// Coalesces bursts of load changes into at most one publish per interval.
 actor LoadPublisher {

@@ -13,7 +13,9 @@ import Yams
 /// modules: [demo]
 /// trusted: [ops@baton.test, "*@baton.test"]   # who may run commands and hand work over
 /// concurrency: 2
-/// state_dir: /var/lib/baton/build
+/// state_dir: /var/lib/baton/build   # journal and step workspaces
+/// workflows_dir: workflows           # where `submit NAME` looks
+/// spool: /var/spool/baton            # incoming/ accepted/ rejected/
 /// ```
 public struct AgentSettings: Sendable, Equatable {
     public var name: String
@@ -25,10 +27,14 @@ public struct AgentSettings: Sendable, Equatable {
     public var stateDirectory: String
     /// Module-specific sections (`module_settings: { launcher: {...} }`), kept as YAML text.
     public var moduleSettings: [String: String]
+    /// Where `submit NAME` finds workflow files.
+    public var workflowsDirectory: String
+    /// A spool directory watched for workflow files (`incoming/`, `accepted/`, `rejected/`).
+    public var spoolDirectory: String?
 
     public init(name: String, connection: ConnectionSettings, pubsubService: String? = nil, modules: [String] = [],
                 trusted: [String] = [], concurrency: Int = 1, stateDirectory: String? = nil,
-                moduleSettings: [String: String] = [:]) {
+                moduleSettings: [String: String] = [:], workflowsDirectory: String = "workflows", spoolDirectory: String? = nil) {
         self.name = name
         self.connection = connection
         self.pubsubService = pubsubService ?? "pubsub.\(JID(connection.jid)?.domain ?? "localhost")"
@@ -37,6 +43,8 @@ public struct AgentSettings: Sendable, Equatable {
         self.concurrency = concurrency
         self.stateDirectory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(name)").path
         self.moduleSettings = moduleSettings
+        self.workflowsDirectory = workflowsDirectory
+        self.spoolDirectory = spoolDirectory
     }
 
     public var jid: String { connection.jid }
@@ -63,7 +71,8 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 
 extension AgentSettings {
     static let knownKeys: Set<String> = ["name", "jid", "password", "password_file", "server", "tls", "pubsub",
-                                         "modules", "trusted", "concurrency", "state_dir", "module_settings"]
+                                         "modules", "trusted", "concurrency", "state_dir", "module_settings",
+                                         "workflows_dir", "spool"]
 
     /// Loads and checks a config file. Every mistake is reported with the file and the key.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AgentSettings {
@@ -151,6 +160,7 @@ extension AgentSettings {
         let connection = ConnectionSettings(jid: jid, password: password, host: host, port: port, tls: policy, caFile: caFile)
         return AgentSettings(name: try string("name") ?? parsed.local!, connection: connection, pubsubService: try string("pubsub"),
                              modules: try strings("modules"), trusted: try strings("trusted"), concurrency: concurrency,
-                             stateDirectory: try string("state_dir"), moduleSettings: moduleSettings)
+                             stateDirectory: try string("state_dir"), moduleSettings: moduleSettings,
+                             workflowsDirectory: try string("workflows_dir") ?? "workflows", spoolDirectory: try string("spool"))
     }
 }

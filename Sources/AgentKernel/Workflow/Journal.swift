@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+
+/// The agent's durable memory (SQLite through GRDB, WAL, synchronous=FULL): every workflow it
+/// holds, where each stands, and so which hand-offs it must still make after a crash.
+///
+/// One row per (workflow, seq), seq being the index of the step the holder is to run:
+/// `accepted` → `running` → `routing` (step result recorded) → `handing` (to `target`) →
+/// `handed`; or `parked` (no agent for the next action), `finished` (completed, failed,
+/// cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
+/// recognised and never run again.
+public final class Journal: Sendable {
+    public enum State: String, Sendable, Codable, DatabaseValueConvertible {
+        case accepted, running, routing, handing, handed, parked, finished
+        /// States whose step has not yet produced a recorded result.
+        public var stepPending: Bool { self == .accepted || self == .running }
+    }
+
+    public struct Entry: Sendable, Equatable {
+        public var document: WorkflowDocument
+        public var seq: Int
+        public var state: State
+        public var target: String?
+        public var updated: Date
+    }
+
+    private let db: DatabaseQueue
+    /// How many finished or handed-on entries to keep for `status`/`trail` queries.
+    public let retention: Int
+
+    public init(path: String, retention: Int = 2000) throws {
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        db = try DatabaseQueue(path: path, configuration: config)
+        _ = try db.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        self.retention = retention
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE custody (
+                    workflow TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    document TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    target TEXT,
+                    updated REAL NOT NULL,
+                    PRIMARY KEY (workflow, seq)
+                );
+                CREATE INDEX custody_state ON custody(state);
+                CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """)
+        }
+        try migrator.migrate(db)
+    }
+
+    /// Stores a received document unless (workflow, seq) is already here. Returns false for a
+    /// duplicate. The write is synced before this returns: only then may the sender be told yes.
+    public func accept(_ document: WorkflowDocument, seq: Int, state: State = .accepted) throws -> Bool {
+        let json = try document.json()
+        return try db.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO custody (workflow, seq, document, state, updated) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [document.id, seq, json, state, Date().timeIntervalSince1970])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Records a new state (and document) for an entry.
+    public func update(_ document: WorkflowDocument, seq: Int, state: State, target: String? = nil) throws {
+        let json = try document.json()
+        try db.write { db in
+            try db.execute(sql: "UPDATE custody SET document = ?, state = ?, target = ?, updated = ? WHERE workflow = ? AND seq = ?",
+                           arguments: [json, state, target, Date().timeIntervalSince1970, document.id, seq])
+        }
+    }
+
+    /// Marks (workflow, seq) handed on and stores the next entry for ourselves, in one
+    /// transaction: the hand-off to ourselves cannot be half done.
+    public func handToSelf(_ document: WorkflowDocument, from seq: Int) throws {
+        let json = try document.json()
+        let now = Date().timeIntervalSince1970
+        try db.write { db in
+            try db.execute(sql: "UPDATE custody SET document = ?, state = 'handed', target = 'self', updated = ? WHERE workflow = ? AND seq = ?",
+                           arguments: [json, now, document.id, seq])
+            try db.execute(sql: "INSERT OR IGNORE INTO custody (workflow, seq, document, state, updated) VALUES (?, ?, ?, 'accepted', ?)",
+                           arguments: [document.id, document.cursor, json, now])
+        }
+    }
+
+    public func entry(_ workflow: String, seq: Int) throws -> Entry? {
+        try db.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM custody WHERE workflow = ? AND seq = ?", arguments: [workflow, seq]).map(Self.entry)
+        }
+    }
+
+    /// Every entry of a workflow held here, latest step first.
+    public func entries(workflow: String) throws -> [Entry] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow LIKE ? ORDER BY seq DESC", arguments: [workflow + "%"]).map(Self.entry)
+        }
+    }
+
+    public func entries(in states: [State]) throws -> [Entry] {
+        try db.read { db in
+            let marks = states.map { _ in "?" }.joined(separator: ",")
+            return try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE state IN (\(marks)) ORDER BY updated",
+                                    arguments: StatementArguments(states.map(\.rawValue))).map(Self.entry)
+        }
+    }
+
+    public func recent(limit: Int = 50) throws -> [Entry] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM custody ORDER BY updated DESC LIMIT ?", arguments: [limit]).map(Self.entry)
+        }
+    }
+
+    /// Drops the oldest handed/finished entries beyond `retention`.
+    public func prune() throws {
+        try db.write { db in
+            try db.execute(sql: """
+                DELETE FROM custody WHERE rowid IN (
+                    SELECT rowid FROM custody WHERE state IN ('handed', 'finished') ORDER BY updated DESC LIMIT -1 OFFSET ?)
+                """, arguments: [retention])
+        }
+    }
+
+    private static func entry(_ row: Row) throws -> Entry {
+        Entry(document: try WorkflowDocument.from(json: row["document"]), seq: row["seq"], state: row["state"],
+              target: row["target"], updated: Date(timeIntervalSince1970: row["updated"]))
+    }
+}

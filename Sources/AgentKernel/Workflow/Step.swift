@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+
+/// Everything a module gets to run one step of a workflow.
+public struct StepInvocation: Sendable {
+    public let workflowID: String
+    public let workflowName: String
+    public let step: WorkflowDocument.Step
+    public let params: [String: JSONValue]
+    /// Outputs of earlier steps, by step id.
+    public let context: [String: [String: JSONValue]]
+    public let attempt: Int
+    /// A directory of this step's own, kept until the workflow is handed on.
+    public let workspace: URL
+    public let logger: Logger
+    /// Progress for humans: goes to the events node and the submitter's chat.
+    public let progress: @Sendable (String) -> Void
+
+    /// The `with:` value of this step, else a workflow parameter of the same name.
+    public func argument(_ name: String) -> JSONValue? { step.with[name] ?? params[name] }
+
+    /// The most recent output called `name` among earlier steps.
+    public func earlierOutput(_ name: String) -> JSONValue? {
+        context.values.compactMap { $0[name] }.first
+    }
+}
+
+public struct StepOutcome: Sendable {
+    public var outputs: [String: JSONValue]
+    public var logTail: String?
+    public init(outputs: [String: JSONValue] = [:], logTail: String? = nil) {
+        self.outputs = outputs
+        self.logTail = logTail
+    }
+}
+
+/// A step that failed: the message goes into the trail and to the submitter.
+public struct StepFailure: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public let logTail: String?
+    public init(_ description: String, logTail: String? = nil) {
+        self.description = description
+        self.logTail = logTail
+    }
+}
+
+/// A module that runs workflow steps.
+public protocol StepRunner: AgentModule {
+    func run(_ invocation: StepInvocation) async throws -> StepOutcome
+}

@@ -1,0 +1,161 @@
+import Foundation
+
+/// The document that travels from agent to agent: the plan (steps) and, as it goes, what
+/// happened (trail) and what earlier steps produced (context). See docs/workflow.md.
+public struct WorkflowDocument: Codable, Sendable, Equatable {
+    public struct Step: Codable, Sendable, Equatable {
+        public var id: String
+        public var action: String
+        public var with: [String: JSONValue]
+        public init(id: String, action: String, with: [String: JSONValue] = [:]) {
+            self.id = id
+            self.action = action
+            self.with = with
+        }
+    }
+
+    public struct FailurePolicy: Codable, Sendable, Equatable {
+        public enum Then: String, Codable, Sendable { case notify, park }
+        /// Extra attempts of a failed step before giving up.
+        public var retries: Int
+        /// After the last attempt: `notify` ends the workflow as failed (and says so);
+        /// `park` keeps it, failed step pending, until someone resubmits or cancels it.
+        public var then: Then
+        public init(retries: Int = 0, then: Then = .notify) { self.retries = retries; self.then = then }
+    }
+
+    public enum Status: String, Codable, Sendable { case running, parked, completed, failed, cancelled }
+
+    public struct TrailEntry: Codable, Sendable, Equatable {
+        public var step: String
+        public var action: String
+        public var agent: String
+        public var attempt: Int
+        public var started: Date
+        public var finished: Date?
+        public var status: String
+        public var outputs: [String: JSONValue]
+        public var error: String?
+        public var logTail: String?
+
+        enum CodingKeys: String, CodingKey {
+            case step, action, agent, attempt, started, finished, status, outputs, error
+            case logTail = "log_tail"
+        }
+    }
+
+    // The plan, as authored.
+    public var name: String
+    public var params: [String: JSONValue]
+    public var notify: [String]
+    public var steps: [Step]
+    public var onFailure: FailurePolicy
+    /// Seconds the whole workflow may take from submission.
+    public var timeLimit: Double?
+
+    // Run-time state.
+    public var id: String
+    public var submitter: String
+    public var submitted: Date
+    public var cursor: Int
+    public var context: [String: [String: JSONValue]]
+    public var trail: [TrailEntry]
+    public var attempts: [String: Int]
+    public var status: Status
+    public var reason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, params, notify, steps, id, submitter, submitted, cursor, context, trail, attempts, status, reason
+        case onFailure = "on_failure"
+        case timeLimit = "time_limit"
+    }
+
+    public init(name: String, steps: [Step], params: [String: JSONValue] = [:], notify: [String] = [],
+                onFailure: FailurePolicy = .init(), timeLimit: Double? = nil) {
+        self.name = name
+        self.params = params
+        self.notify = notify
+        self.steps = steps
+        self.onFailure = onFailure
+        self.timeLimit = timeLimit
+        id = ""
+        submitter = ""
+        submitted = Date(timeIntervalSince1970: 0)
+        cursor = 0
+        context = [:]
+        trail = []
+        attempts = [:]
+        status = .running
+    }
+
+    public var currentStep: Step? { cursor < steps.count ? steps[cursor] : nil }
+    public var isFinished: Bool { status == .completed || status == .failed || status == .cancelled }
+    public var deadline: Date? { timeLimit.map { submitted.addingTimeInterval($0) } }
+    /// `micro-appliance 3f2a`: how chat messages name a workflow.
+    public var shortName: String { "\(name) \(id.prefix(4))" }
+
+    /// Stamps a freshly authored document for its first hand-off.
+    public func submitted(by submitter: String, id: String = WorkflowDocument.newID(), at date: Date = Date()) -> WorkflowDocument {
+        var doc = self
+        doc.id = id
+        doc.submitter = submitter
+        doc.submitted = date
+        doc.cursor = 0
+        doc.status = .running
+        return doc
+    }
+
+    public static func newID() -> String {
+        UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12).description
+    }
+
+    // MARK: JSON for the wire and the journal
+
+    public static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+    public static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    public func json() throws -> String { String(decoding: try Self.encoder.encode(self), as: UTF8.self) }
+
+    public static func from(json: String) throws -> WorkflowDocument {
+        do {
+            return try decoder.decode(WorkflowDocument.self, from: Data(json.utf8))
+        } catch let error as DecodingError {
+            throw WorkflowError.invalid("workflow JSON: \(describe(error))")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' at '\(path(context))'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
+        case .dataCorrupted(let context): return "\(context.debugDescription) at '\(path(context))'"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+public enum WorkflowError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalid(String)
+    case unknownWorkflow(String)
+    case tooLarge(bytes: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .invalid(let message): message
+        case .unknownWorkflow(let name): "no workflow named '\(name)'"
+        case .tooLarge(let bytes, let limit): "workflow is \(bytes) bytes; the limit is \(limit)"
+        }
+    }
+}

@@ -1,0 +1,320 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Runs this agent's part of every workflow it holds and hands each one on — with custody:
+/// nothing leaves the journal until the next holder has said it stored the document.
+public final class WorkflowEngine: Sendable {
+    public let journal: Journal
+    let connection: XMPPConnection
+    let directory: AgentDirectory
+    let runners: [String: any StepRunner]
+    let settings: AgentSettings
+    let logger: Logger
+    let events: EventReporter
+    let limiter: ConcurrencyLimiter
+    let me: @Sendable () -> String
+    let loadChanged: @Sendable (Int) -> Void
+    /// Test hook: answer nothing to this many hand-offs after storing them (a lost acknowledgement).
+    public let ackDropper = Mutex(0)
+
+    private struct Scheduling {
+        var busy: Set<String> = []
+        var cancelRequested: Set<String> = []
+        var running: [String: Task<StepOutcome, Error>] = [:]
+    }
+    private let scheduling = Mutex(Scheduling())
+
+    init(journal: Journal, connection: XMPPConnection, directory: AgentDirectory, runners: [any StepRunner],
+         settings: AgentSettings, me: @escaping @Sendable () -> String, loadChanged: @escaping @Sendable (Int) -> Void) {
+        self.journal = journal
+        self.connection = connection
+        self.directory = directory
+        var byAction: [String: any StepRunner] = [:]
+        for runner in runners { for action in runner.actions { byAction[action] = runner } }
+        self.runners = byAction
+        self.settings = settings
+        self.me = me
+        self.loadChanged = loadChanged
+        logger = BatonLog.logger(agent: settings.name, module: "workflow")
+        events = EventReporter(connection: connection, service: settings.pubsubService, logger: logger)
+        limiter = ConcurrencyLimiter(settings.concurrency)
+    }
+
+    // MARK: - Ways in
+
+    /// Stamps a new workflow and takes custody of it; the first hand-off follows at once.
+    /// A given `id` makes submission idempotent (the spool derives it from the claimed file).
+    public func submit(_ authored: WorkflowDocument, by submitter: String, id: String? = nil) throws -> WorkflowDocument {
+        let document = authored.submitted(by: submitter, id: id ?? WorkflowDocument.newID())
+        guard try journal.accept(document, seq: -1, state: .routing) else { return document }
+        logger.info("accepted new workflow \(document.shortName) from \(submitter)")
+        events.report(WorkflowEvent(.submitted, document: document, agent: me(), message: "\(document.steps.count) steps"), to: document)
+        schedule(workflow: document.id, seq: -1)
+        return document
+    }
+
+    /// Stores a handed-over document; returns false if it was already here (a resend).
+    public func receive(_ document: WorkflowDocument, from sender: String) throws -> Bool {
+        guard runners[document.steps[document.cursor].action] != nil else {
+            throw StanzaError(.featureNotImplemented, "\(settings.name) does not run '\(document.steps[document.cursor].action)'")
+        }
+        let isNew = try journal.accept(document, seq: document.cursor)
+        if isNew {
+            logger.info("took custody of \(document.shortName) step \(document.cursor + 1) from \(sender)")
+            schedule(workflow: document.id, seq: document.cursor)
+        } else {
+            logger.info("duplicate hand-off of \(document.shortName) step \(document.cursor + 1) from \(sender): already held")
+        }
+        return isNew
+    }
+
+    /// Cancels a workflow held here; returns the entry's state or nil if not held here.
+    public func cancel(_ workflow: String, by who: String) throws -> String? {
+        guard let entry = try journal.entries(workflow: workflow).first else { return nil }
+        switch entry.state {
+        case .handed: return "handed to \(entry.target ?? "?")"
+        case .finished: return "already \(entry.document.status.rawValue)"
+        case .running:
+            scheduling.withLock {
+                $0.cancelRequested.insert(entry.document.id)
+                $0.running[key(entry.document.id, entry.seq)]?.cancel()
+            }
+            return "cancelling (step running)"
+        default:
+            try finish(entry, status: .cancelled, reason: "cancelled by \(who)")
+            return "cancelled"
+        }
+    }
+
+    /// Resumes everything the journal holds (after a crash or restart) and keeps retrying
+    /// parked work until `stop`.
+    func run() async {
+        do {
+            for entry in try journal.entries(in: [.accepted, .running, .routing, .handing, .parked]) {
+                if entry.state != .parked { logger.info("resuming \(entry.document.shortName) (\(entry.state.rawValue))") }
+                schedule(workflow: entry.document.id, seq: entry.seq)
+            }
+        } catch {
+            logger.error("cannot read the journal: \(error)")
+        }
+        while !Task.isCancelled {
+            let parked = (try? journal.entries(in: [.parked, .handing, .routing])) ?? []
+            let actions = Set(parked.compactMap { $0.document.currentStep?.action })
+            _ = await directory.wait(timeout: 5) { peers in
+                peers.contains { peer in peer.online && actions.contains { peer.description.actions.contains($0) } }
+            }
+            if Task.isCancelled { break }
+            for entry in (try? journal.entries(in: [.parked, .handing, .routing])) ?? [] {
+                schedule(workflow: entry.document.id, seq: entry.seq)
+            }
+            try? journal.prune()
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    // MARK: - Scheduling
+
+    private func key(_ workflow: String, _ seq: Int) -> String { "\(workflow)#\(seq)" }
+
+    private func schedule(workflow: String, seq: Int) {
+        let k = key(workflow, seq)
+        guard scheduling.withLock({ $0.busy.insert(k).inserted }) else { return }
+        loadChanged(scheduling.withLock { $0.busy.count })
+        Task {
+            defer {
+                scheduling.withLock { _ = $0.busy.remove(k) }
+                loadChanged(scheduling.withLock { $0.busy.count })
+            }
+            do {
+                guard let entry = try journal.entry(workflow, seq: seq) else { return }
+                switch entry.state {
+                case .accepted, .running: try await runStep(entry)
+                case .routing, .handing, .parked: try await route(entry)
+                case .handed, .finished: return
+                }
+            } catch {
+                logger.error("workflow \(workflow) step \(seq + 1): \(error)")
+            }
+        }
+    }
+
+    // MARK: - Running a step
+
+    private func runStep(_ entry: Journal.Entry) async throws {
+        var document = entry.document
+        guard let step = document.currentStep, let runner = runners[step.action] else {
+            try park(entry, reason: "this agent cannot run '\(document.currentStep?.action ?? "?")'")
+            return
+        }
+        await limiter.acquire()
+        defer { Task { await limiter.release() } }
+        if scheduling.withLock({ $0.cancelRequested.contains(document.id) }) {
+            try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
+            return
+        }
+        let attempt = (document.attempts[step.id] ?? 0) + 1
+        document.attempts[step.id] = attempt
+        try journal.update(document, seq: entry.seq, state: .running)
+        events.report(WorkflowEvent(.started, document: document, agent: me(), step: step,
+                                    message: attempt > 1 ? "attempt \(attempt)" : nil), to: document)
+        let workspace = URL(fileURLWithPath: settings.stateDirectory).appendingPathComponent("work/\(document.id)/\(step.id)")
+        try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
+        let invocation = StepInvocation(
+            workflowID: document.id, workflowName: document.name, step: step, params: document.params,
+            context: document.context, attempt: attempt, workspace: workspace,
+            logger: BatonLog.logger(agent: settings.name, module: runner.name),
+            progress: { [events, me, progressDocument = document] text in
+                events.report(WorkflowEvent(.progress, document: progressDocument, agent: me(), step: step, message: text), to: progressDocument, chat: false)
+            })
+        let started = Date()
+        let task = Task { try await runner.run(invocation) }
+        scheduling.withLock { $0.running[key(document.id, entry.seq)] = task }
+        let result = await task.result
+        scheduling.withLock { _ = $0.running.removeValue(forKey: key(document.id, entry.seq)) }
+        let elapsed = Date().timeIntervalSince(started)
+        var trail = WorkflowDocument.TrailEntry(step: step.id, action: step.action, agent: me(), attempt: attempt, started: started,
+                                                finished: Date(), status: "done", outputs: [:])
+        switch result {
+        case .success(let outcome):
+            trail.outputs = outcome.outputs
+            trail.logTail = outcome.logTail
+            document.trail.append(trail)
+            document.context[step.id] = outcome.outputs
+            document.cursor += 1
+            events.report(WorkflowEvent(.done, document: document, agent: me(), step: step, elapsed: elapsed), to: document)
+            if document.cursor >= document.steps.count {
+                document.status = .completed
+                try journal.update(document, seq: entry.seq, state: .finished)
+                events.report(WorkflowEvent(.completed, document: document, agent: me(),
+                                            message: "\(document.steps.count) steps in \(String(format: "%.1f", Date().timeIntervalSince(document.submitted)))s"), to: document)
+                return
+            }
+            // The result is recorded before any hand-off: from here on the step is never run again.
+            try journal.update(document, seq: entry.seq, state: .routing)
+            try await route(Journal.Entry(document: document, seq: entry.seq, state: .routing, target: nil, updated: Date()))
+        case .failure(let error):
+            let cancelled = scheduling.withLock { $0.cancelRequested.contains(document.id) }
+            trail.status = cancelled ? "cancelled" : "failed"
+            trail.error = cancelled ? "cancelled" : "\(error)"
+            trail.logTail = (error as? StepFailure)?.logTail
+            document.trail.append(trail)
+            if cancelled {
+                try finish(Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date()),
+                           status: .cancelled, reason: "cancelled while \(step.id) was running")
+                return
+            }
+            events.report(WorkflowEvent(.failed, document: document, agent: me(), step: step, elapsed: elapsed, message: "\(error)"), to: document)
+            if attempt <= document.onFailure.retries {
+                try journal.update(document, seq: entry.seq, state: .accepted)
+                events.report(WorkflowEvent(.retrying, document: document, agent: me(), step: step,
+                                            message: "attempt \(attempt + 1) of \(document.onFailure.retries + 1)"), to: document, chat: false)
+                scheduling.withLock { _ = $0.busy.remove(key(document.id, entry.seq)) }
+                schedule(workflow: document.id, seq: entry.seq)
+                return
+            }
+            let current = Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date())
+            if document.onFailure.then == .park {
+                document.status = .parked
+                document.reason = "step \(step.id) failed: \(error)"
+                try journal.update(document, seq: entry.seq, state: .finished)
+                events.report(WorkflowEvent(.parked, document: document, agent: me(), step: step, message: document.reason), to: document)
+            } else {
+                try finish(current, status: .failed, reason: "step \(step.id) failed: \(error)")
+            }
+        }
+    }
+
+    private func finish(_ entry: Journal.Entry, status: WorkflowDocument.Status, reason: String) throws {
+        var document = entry.document
+        document.status = status
+        document.reason = reason
+        try journal.update(document, seq: entry.seq, state: .finished)
+        let kind: WorkflowEvent.Kind = status == .cancelled ? .cancelled : .failed
+        events.report(WorkflowEvent(kind, document: document, agent: me(), message: reason), to: document)
+    }
+
+    // MARK: - Handing on
+
+    private func route(_ entry: Journal.Entry) async throws {
+        var document = entry.document
+        guard let step = document.currentStep else { return }
+        var candidates = await directory.candidates(for: step.action, key: document.id).map(\.jid)
+        if entry.state == .handing, let target = entry.target, candidates.contains(target) {
+            // Resend to the agent we were talking to: if it stored the document, it says so
+            // (duplicate) instead of a second agent running the step.
+            candidates.removeAll { $0 == target }
+            candidates.insert(target, at: 0)
+        }
+        guard !candidates.isEmpty else {
+            try park(entry, reason: "no agent offers \(step.action)")
+            return
+        }
+        var refusals: [String] = []
+        for target in candidates {
+            if target == me() {
+                try journal.handToSelf(document, from: entry.seq)
+                events.report(WorkflowEvent(.handoff, document: document, agent: me(), step: step, message: "kept here"), to: document, chat: false)
+                schedule(workflow: document.id, seq: document.cursor)
+                return
+            }
+            document.status = .running
+            try journal.update(document, seq: entry.seq, state: .handing, target: target)
+            for attempt in 1...3 {
+                do {
+                    let started = ContinuousClock.now
+                    _ = try await connection.request(Stanza.iq(.set, to: target, payload: try HandoffStanzas.handoff(document)), timeout: 10)
+                    try journal.update(document, seq: entry.seq, state: .handed, target: target)
+                    let ms = (ContinuousClock.now - started).components
+                    logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15) ms")
+                    events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)
+                    return
+                } catch let error as StanzaError {
+                    refusals.append("\(target): \(error)")
+                    break
+                } catch ConnectionError.timeout {
+                    // Ambiguous: it may have stored it. Ask the same agent again; it dedups.
+                    logger.warning("no answer from \(target) for \(document.shortName) (try \(attempt) of 3)")
+                    if attempt == 3 { refusals.append("\(target): no answer") }
+                } catch {
+                    // Our own connection is down: keep the hand-off pending; the pump retries.
+                    logger.warning("hand-off of \(document.shortName) to \(target) interrupted: \(error)")
+                    return
+                }
+            }
+        }
+        try park(Journal.Entry(document: document, seq: entry.seq, state: .handing, target: nil, updated: Date()),
+                 reason: "every agent offering \(step.action) refused or did not answer: \(refusals.joined(separator: "; "))")
+    }
+
+    private func park(_ entry: Journal.Entry, reason: String) throws {
+        var document = entry.document
+        let wasParked = entry.state == .parked
+        document.status = .parked
+        document.reason = reason
+        try journal.update(document, seq: entry.seq, state: .parked)
+        if !wasParked {
+            logger.warning("parked \(document.shortName): \(reason)")
+            events.report(WorkflowEvent(.parked, document: document, agent: me(), step: document.currentStep, message: reason), to: document)
+        }
+    }
+}
+
+/// At most `limit` steps at once on this agent.
+actor ConcurrencyLimiter {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    init(_ limit: Int) { available = max(1, limit) }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
+    }
+}

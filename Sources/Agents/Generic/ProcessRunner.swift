@@ -1,0 +1,65 @@
+import AgentKernel
+import Foundation
+
+/// Runs a program with a timeout, capturing its combined output (keeping the tail).
+/// The shared way modules call real tools (mksquashfs, qemu-img, runc, …).
+public struct ProcessRunner: Sendable {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: String
+        public var timedOut: Bool
+        public var tail: String { Self.tail(of: output) }
+        static func tail(of text: String, lines: Int = 30) -> String {
+            text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        }
+    }
+
+    public init() {}
+
+    public func run(_ argv: [String], environment: [String: String]? = nil, directory: URL? = nil,
+                    timeout: Double, maxOutput: Int = 1 << 20) async throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
+        process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = directory }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        let collected = Locked(Data())
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            collected.withLock { data in
+                data.append(chunk)
+                // Keep the end: it holds the error.
+                if data.count > maxOutput { data.removeFirst(data.count - maxOutput) }
+            }
+        }
+        let finished = Locked(false)
+        let exited = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in
+            finished.withLock { $0 = true }
+            exited.continuation.finish()
+        }
+        try process.run()
+        let timedOut = Locked(false)
+        let pid = process.processIdentifier
+        let watchdog = Task {
+            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+            timedOut.withLock { $0 = true }
+            kill(pid, SIGKILL)
+        }
+        await withTaskCancellationHandler {
+            for await _ in exited.stream {}
+        } onCancel: {
+            kill(pid, SIGKILL)
+        }
+        watchdog.cancel()
+        process.waitUntilExit()
+        pipe.fileHandleForReading.readabilityHandler = nil
+        let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+        collected.withLock { $0.append(rest) }
+        return Result(status: process.terminationStatus, output: String(decoding: collected.value, as: UTF8.self), timedOut: timedOut.value)
+    }
+}
