@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func errorsNameTheProblem() {
-        #expect(throws: ConfigError(file: "a.yaml", "line 2: unknown setting 'pasword' (known: concurrency, jid, module_settings, modules, name, password, password_file, pubsub, server, state_dir, tls, trusted)")) {
+        #expect(throws: ConfigError(file: "a.yaml", "line 2: unknown setting 'pasword' (known: concurrency, jid, module_settings, modules, name, password, password_file, pubsub, server, spool, state_dir, tls, trusted, workflows_dir)")) {
             try AgentSettings.parse(yaml: "jid: a@b\npasword: x\n", file: "a.yaml")
         }
         #expect(throws: ConfigError(file: "a.yaml", "no password: set 'password_file', 'password' or $BATON_PASSWORD")) {

@@ -183,8 +183,16 @@ public final class Agent: Sendable {
             guard let from = stanza.from, from != jid, JID(from)?.resource != nil else { return }
             switch stanza.type {
             case nil:
+                let wasOnline = await directory.peer(from)?.online ?? false
                 await directory.setOnline(from, true)
-                greet(from)
+                if wasOnline {
+                    greet(from)
+                } else {
+                    // It may have come back after we greeted its old session (the greeting then
+                    // went nowhere): greet again so it learns we are here.
+                    state.withLock { _ = $0.greeted.insert(from) }
+                    connection.send(Stanza.presence(to: from))
+                }
             case "unavailable":
                 state.withLock { _ = $0.greeted.remove(from) }
                 await directory.setOnline(from, false)

@@ -343,7 +343,9 @@ final class StropheSession: @unchecked Sendable {
         let jid = settings.jid, server = settings.serverDescription
         let complaints = libstropheComplaints.joined(separator: "; ")
         if wasOnline {
-            return .streamError(jid: jid, server: server, reason: streamError ?? (error != 0 ? String(cString: strerror(error)) : "connection closed"))
+            // libstrophe reports errno values for socket failures; small codes are its own.
+            let detail = error > 1 ? String(cString: strerror(error)) : "connection closed"
+            return .streamError(jid: jid, server: server, reason: streamError ?? detail)
         }
         if complaints.contains("auth failed") || complaints.lowercased().contains("no sasl") || complaints.contains("not-authorized") {
             return .authenticationFailed(jid: jid, server: server)

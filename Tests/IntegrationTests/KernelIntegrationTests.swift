@@ -1,0 +1,197 @@
+import AgentKernel
+import Agents
+import Foundation
+import Testing
+
+/// The kernel against a real Prosody over libstrophe.
+@Suite(.serialized) final class KernelIntegrationTests {
+    let cluster: TestCluster
+
+    init() async throws { cluster = try await TestCluster() }
+
+    @Test func connectsAndRejectsWrongPasswordAndUnreachableServer() async throws {
+        try cluster.server.register(user: "carol", password: "right")
+        let ok = try await cluster.connect("carol", password: "right")
+        await ok.close()
+
+        let wrong = XMPPConnection(settings: cluster.connectionSettings("carol", password: "wrong"), logger: BatonLog.logger(agent: "t", module: "t"))
+        let authError = await #expect(throws: ConnectionError.self) { try await wrong.connect(reconnect: false) }
+        #expect(authError == .authenticationFailed(jid: "carol@baton.test/agent", server: "127.0.0.1:\(cluster.server.port)"))
+        #expect(authError?.description.contains("carol@baton.test") == true)
+        await wrong.close()
+
+        var unreachableSettings = cluster.connectionSettings("carol", password: "right")
+        unreachableSettings.port = 1  // nothing listens on port 1
+        let nowhere = XMPPConnection(settings: unreachableSettings, logger: BatonLog.logger(agent: "t", module: "t"))
+        let unreachable = await #expect(throws: ConnectionError.self) { try await nowhere.connect(reconnect: false) }
+        guard case .unreachable(let jid, let server, _) = unreachable else {
+            Issue.record("expected unreachable, got \(String(describing: unreachable))")
+            return
+        }
+        #expect(jid == "carol@baton.test/agent" && server == "127.0.0.1:1")
+        await nowhere.close()
+    }
+
+    @Test func verifyingTLSRefusesTheSelfSignedCertificate() async throws {
+        try cluster.server.register(user: "tlsuser", password: "pw")
+        var settings = cluster.connectionSettings("tlsuser", password: "pw")
+        settings.tls = .verify
+        let connection = XMPPConnection(settings: settings, logger: BatonLog.logger(agent: "t", module: "t"))
+        let error = await #expect(throws: ConnectionError.self) { try await connection.connect(reconnect: false) }
+        guard case .tlsFailed(let jid, _, _) = error else {
+            Issue.record("expected a TLS failure, got \(String(describing: error))")
+            return
+        }
+        #expect(jid == "tlsuser@baton.test/agent")
+        await connection.close()
+    }
+
+    @Test func iqRoundTripsAndUnknownPayloads() async throws {
+        let agent = try await cluster.startAgent("pinger")
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        let ops = try await cluster.connect("ops")
+        let client = ControlClient(connection: ops, pubsubService: "pubsub.baton.test")
+        #expect(try await client.ping(agent.jid) >= 0)
+        let version = try await ops.request(Stanza.iq(.get, to: agent.jid, payload: XMLElement("query", xmlns: NS.version)))
+        #expect(version.child("query")?.child("name")?.text == SoftwareVersion.name)
+        let unknown = await #expect(throws: StanzaError.self) {
+            try await ops.request(Stanza.iq(.get, to: agent.jid, payload: XMLElement("nonsense", xmlns: "urn:example:nothing")))
+        }
+        #expect(unknown?.condition == .serviceUnavailable)
+        let info = try await ops.request(Stanza.iq(.get, to: agent.jid, payload: XMLElement("query", xmlns: NS.discoInfo)))
+        let query = try #require(info.child("query"))
+        #expect(query.child("identity")?["category"] == "automation")
+        #expect(query.children("feature").contains { $0["var"] == Disco.actionFeature("demo.echo") })
+        await ops.close()
+        try await agent.stop()
+    }
+
+    @Test func commandsListExecuteAndValidate() async throws {
+        let agent = try await cluster.startAgent("commander")
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        let ops = try await cluster.connect("ops")
+        let client = ControlClient(connection: ops, pubsubService: "pubsub.baton.test")
+        let nodes = try await client.commands(of: agent.jid).map(\.node)
+        #expect(Set(nodes).isSuperset(of: ["status", "modules", "ping", "echo"]))
+
+        // Multi-stage: execute → form → next → form → complete.
+        let first = try await client.run(agent.jid, node: "echo")
+        #expect(first.status == "executing")
+        let session = try #require(first.sessionID)
+        let second = try await client.continue(agent.jid, node: "echo", sessionID: session, action: .next, values: ["text": ["hi"]])
+        #expect(second.form?.fields.contains { $0.variable == "times" } == true)
+        let done = try await client.continue(agent.jid, node: "echo", sessionID: session, action: .complete, values: ["times": ["2"], "shout": ["true"]])
+        #expect(done.status == "completed")
+        #expect(done.form?["text"] == "HI HI")
+
+        let bad = await #expect(throws: StanzaError.self) { try await client.run(agent.jid, node: "echo", values: ["text": ["x"], "times": ["9"]]) }
+        #expect(bad?.condition == .badRequest)
+        #expect(bad?.text?.contains("times") == true)
+
+        let status = try await client.run(agent.jid, node: "status")
+        #expect(status.form?["agent"] == "commander")
+        await ops.close()
+        try await agent.stop()
+    }
+
+    @Test func untrustedJIDIsForbidden() async throws {
+        let agent = try await cluster.startAgent("guarded")
+        try cluster.server.register(user: "mallory", password: "pw-mallory")
+        let mallory = try await cluster.connect("mallory")
+        let client = ControlClient(connection: mallory, pubsubService: "pubsub.baton.test")
+        let error = await #expect(throws: StanzaError.self) { try await client.run(agent.jid, node: "echo", values: ["text": ["x"]]) }
+        #expect(error?.condition == .forbidden)
+        #expect(error?.text?.contains("mallory@baton.test") == true)
+        // Reading status stays open to everyone.
+        #expect(try await client.run(agent.jid, node: "status").status == "completed")
+        await mallory.close()
+        try await agent.stop()
+    }
+
+    @Test func discoveryWithLateJoinerLeaverAndCrash() async throws {
+        let a = try await cluster.startAgent("disco-a")
+        let b = try await cluster.startAgent("disco-b")
+        // A crashable agent in its own process.
+        try await cluster.account("disco-c")
+        let crashable = Process()
+        crashable.executableURL = URL(fileURLWithPath: Products.path("agentd"))
+        crashable.arguments = ["--config", try cluster.agentConfigFile("disco-c")]
+        crashable.standardError = FileHandle.nullDevice
+        try crashable.run()
+        let cJID = "disco-c@baton.test/agent"
+        let allThree: @Sendable ([AgentDirectory.Peer]) -> Bool = { peers in
+            ["disco-a@baton.test/agent", "disco-b@baton.test/agent", cJID].allSatisfy { jid in peers.contains { $0.jid == jid && $0.online } }
+        }
+        #expect(await a.agent.directory.wait(timeout: 15, until: allThree))
+        #expect(await b.agent.directory.wait(timeout: 15, until: allThree))
+
+        // A late joiner appears in the running peers' views without restarting them.
+        let d = try await cluster.startAgent("disco-d")
+        let seesD: @Sendable ([AgentDirectory.Peer]) -> Bool = { $0.contains { $0.jid == "disco-d@baton.test/agent" && $0.online } }
+        #expect(await a.agent.directory.wait(timeout: 10, until: seesD))
+        #expect(await b.agent.directory.wait(timeout: 10, until: seesD))
+        #expect(await d.agent.directory.wait(timeout: 10, until: allThree))
+
+        // A clean leaver retracts its item.
+        try await d.stop()
+        #expect(await a.agent.directory.wait(timeout: 10) { !$0.contains { $0.jid == "disco-d@baton.test/agent" } })
+
+        // A crashed agent (SIGKILL: no retraction) drops out through presence.
+        kill(crashable.processIdentifier, SIGKILL)
+        crashable.waitUntilExit()
+        #expect(await a.agent.directory.wait(timeout: 30) { !($0.first { $0.jid == cJID }?.online ?? false) })
+        #expect(await a.agent.directory.candidates(for: "demo.echo").map(\.jid).contains(cJID) == false)
+        try await a.stop()
+        try await b.stop()
+    }
+
+    @Test func reconnectsAfterServerRestart() async throws {
+        let a = try await cluster.startAgent("phoenix-a")
+        let b = try await cluster.startAgent("phoenix-b")
+        let bJID = b.jid
+        #expect(await a.agent.directory.wait(timeout: 10) { $0.contains { $0.jid == bJID && $0.online } })
+        try cluster.server.restart()
+        // Both come back by themselves and find each other again.
+        #expect(await a.agent.directory.wait(timeout: 30) { $0.contains { $0.jid == bJID && $0.online } })
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        let ops = try await cluster.connect("ops")
+        let client = ControlClient(connection: ops, pubsubService: "pubsub.baton.test")
+        #expect(try await client.ping(a.jid) >= 0)
+        let agents = try await client.agents()
+        #expect(agents.filter(\.online).map(\.description.jid).contains(bJID))
+        await ops.close()
+        try await a.stop()
+        try await b.stop()
+    }
+
+    @Test func thirdPartyClientListsAndRunsCommands() async throws {
+        let agent = try await cluster.startAgent("friendly")
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/xmpp_client.py").path
+        func slixmpp(_ arguments: [String]) throws -> (Int32, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = [script, "--jid", "ops@baton.test/slixmpp", "--password", "pw-ops", "--host", cluster.server.host,
+                                 "--port", String(cluster.server.port), "--insecure"] + arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let (listStatus, list) = try slixmpp(["commands", agent.jid])
+        #expect(listStatus == 0, "\(list)")
+        #expect(list.contains("status\tAgent status"))
+        let (runStatus, run) = try slixmpp(["run", agent.jid, "status"])
+        #expect(runStatus == 0, "\(run)")
+        #expect(run.contains("agent=friendly"))
+        let (pingStatus, ping) = try slixmpp(["ping", agent.jid])
+        #expect(pingStatus == 0, "\(ping)")
+        let (missingStatus, missing) = try slixmpp(["run", agent.jid, "no-such-command"])
+        #expect(missingStatus != 0)
+        #expect(missing.contains("item-not-found"), "\(missing)")
+        try await agent.stop()
+    }
+}
