@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "agentd", targets: ["agentd"]),
         .executable(name: "agentctl", targets: ["agentctl"]),
+        .executable(name: "baton-bench", targets: ["baton-bench"]),
         .library(name: "AgentKernel", targets: ["AgentKernel"]),
         .library(name: "Agents", targets: ["Agents"]),
     ],
@@ -40,6 +41,10 @@ let package = Package(
             "AgentKernel", "Agents",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "baton-bench", dependencies: [
+            "AgentKernel", "Agents",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "AgentKernelTests", dependencies: ["AgentKernel", "Agents"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentKernel", "Agents"]),
