@@ -45,7 +45,11 @@ final class StropheSession: @unchecked Sendable {
     private var idCounter: UInt64 = 0
     private let idPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
+    /// A write to a socket the server already closed must be an error, not a fatal SIGPIPE.
+    private static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+
     init(settings: ConnectionSettings, logger: Logger) {
+        Self.ignoreBrokenPipes
         self.settings = settings
         self.logger = logger
         var fds: [Int32] = [0, 0]

@@ -16,9 +16,17 @@ public struct ProcessRunner: Sendable {
 
     public init() {}
 
+    static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
     public func run(_ argv: [String], environment: [String: String]? = nil, directory: URL? = nil,
                     timeout: Double, maxOutput: Int = 1 << 20) async throws -> Result {
         let process = Process()
+        var argv = argv
+        if Self.setpriv != nil {
+            // If the agent is killed, its tools die with it instead of finishing a step whose
+            // result nobody will record (the step reruns when the agent comes back).
+            argv = [Self.setpriv!, "--pdeathsig", "KILL", "--"] + argv
+        }
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
         process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
         if let environment { process.environment = environment }

@@ -1,0 +1,221 @@
+import AgentKernel
+import Agents
+import Foundation
+import Testing
+
+/// A step module for tests: one action, counts how often each (workflow, step) really ran.
+struct CountingStep: StepRunner {
+    let name: String
+    let action: String
+    let counter: Locked<[String: Int]>
+    var delay: Duration = .zero
+    var actions: [String] { [action] }
+
+    func run(_ invocation: StepInvocation) async throws -> StepOutcome {
+        counter.withLock { $0["\(invocation.workflowID)#\(invocation.step.id)", default: 0] += 1 }
+        if delay > .zero { try await Task.sleep(for: delay) }
+        return StepOutcome(outputs: ["ran_on": .string(name)])
+    }
+}
+
+extension TestCluster {
+    func startAgent(_ user: String, steps: [any AgentModule], trusted: [String] = ["ops@baton.test", "*@baton.test"],
+                    spool: String? = nil) async throws -> RunningAgent {
+        try await account(user)
+        var settings = settings(user, modules: [], trusted: trusted)
+        settings.spoolDirectory = spool
+        return try await RunningAgent(try Agent(settings: settings, modules: steps))
+    }
+}
+
+/// Polls until `condition` holds or `seconds` pass.
+func eventually(_ seconds: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return try condition()
+}
+
+func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
+    try agent.engine.journal.entries(workflow: id).first { $0.state == .finished }?.document
+}
+
+@Suite(.serialized) final class WorkflowIntegrationTests {
+    let cluster: TestCluster
+    init() async throws { cluster = try await TestCluster() }
+
+    func pipeline(_ actions: [String], name: String = "pipe") -> WorkflowDocument {
+        WorkflowDocument(name: name, steps: actions.enumerated().map { .init(id: "s\($0.offset + 1)", action: $0.element) })
+    }
+
+    @Test func fiveAgentPipelineCompletes() async throws {
+        let counter = Locked<[String: Int]>([:])
+        var agents: [RunningAgent] = []
+        for i in 1...5 {
+            agents.append(try await cluster.startAgent("pipe\(i)", steps: [CountingStep(name: "pipe\(i)", action: "t.s\(i)", counter: counter)]))
+        }
+        let everyone: @Sendable ([AgentDirectory.Peer]) -> Bool = { peers in (1...5).allSatisfy { i in peers.contains { $0.online && $0.description.actions == ["t.s\(i)"] } } }
+        #expect(await agents[0].agent.directory.wait(timeout: 10, until: everyone))
+        let document = try agents[0].agent.engine.submit(pipeline((1...5).map { "t.s\($0)" }), by: "ops@baton.test/test")
+        #expect(try await eventually(30) { try finished(agents[4].agent, document.id) != nil })
+        let done = try #require(try finished(agents[4].agent, document.id))
+        #expect(done.status == .completed)
+        #expect(done.trail.map(\.agent) == (1...5).map { "pipe\($0)@baton.test/agent" })
+        #expect(done.trail.allSatisfy { $0.status == "done" })
+        #expect(done.context["s3"]?["ran_on"] == .string("pipe3"))
+        #expect(counter.value.count == 5 && counter.value.values.allSatisfy { $0 == 1 })
+        for agent in agents { try await agent.stop() }
+    }
+
+    @Test func parkedWorkflowMovesOnWhenACapableAgentJoins() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let first = try await cluster.startAgent("early", steps: [CountingStep(name: "early", action: "t.first", counter: counter)])
+        let document = try first.agent.engine.submit(pipeline(["t.first", "t.later"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { try first.agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
+        let parked = try #require(try first.agent.engine.journal.entries(workflow: document.id).first)
+        #expect(parked.document.reason == "no agent offers t.later")
+        let late = try await cluster.startAgent("late", steps: [CountingStep(name: "late", action: "t.later", counter: counter)])
+        #expect(try await eventually(20) { try finished(late.agent, document.id)?.status == .completed })
+        #expect(counter.value["\(document.id)#s1"] == 1 && counter.value["\(document.id)#s2"] == 1)
+        try await first.stop()
+        try await late.stop()
+    }
+
+    @Test func lostAcknowledgementDoesNotRunTheStepTwice() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let sender = try await cluster.startAgent("sender", steps: [CountingStep(name: "sender", action: "t.one", counter: counter)])
+        let receiver = try await cluster.startAgent("receiver", steps: [CountingStep(name: "receiver", action: "t.two", counter: counter)])
+        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.two"] } })
+        receiver.agent.engine.ackDropper.withLock { $0 = 1 }
+        let document = try sender.agent.engine.submit(pipeline(["t.one", "t.two"]), by: "ops@baton.test/test")
+        // The first hand-off is stored but unanswered; the sender asks again after its timeout.
+        #expect(try await eventually(40) { try finished(receiver.agent, document.id)?.status == .completed })
+        #expect(try await eventually(10) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
+        #expect(counter.value["\(document.id)#s2"] == 1)
+        try await sender.stop()
+        try await receiver.stop()
+    }
+
+    @Test func agentKilledMidStepIsRestartedAndStepRecordedOnce() async throws {
+        let log = cluster.server.dir.appendingPathComponent("steps.log").path
+        let counter = Locked<[String: Int]>([:])
+        let tail = try await cluster.startAgent("tail", steps: [CountingStep(name: "tail", action: "t.tail", counter: counter)])
+        try await cluster.account("worker")
+        let config = try cluster.agentConfigFile("worker", modules: ["shell"])
+        func spawnWorker() throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Products.path("agentd"))
+            process.arguments = ["--config", config]
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            return process
+        }
+        var worker = try spawnWorker()
+        #expect(await tail.agent.directory.wait(timeout: 15) { $0.contains { $0.online && $0.description.actions.contains("shell.run") } })
+        // hop (here) → work (the agentd process) → finish2 (here): the worker receives by hand-off.
+        let document = try tail.agent.engine.submit(WorkflowDocument(name: "crash", steps: [
+            .init(id: "hop", action: "t.tail"),
+            .init(id: "work", action: "shell.run", with: ["command": .string("echo start >> \(log); sleep 3; echo end >> \(log)")]),
+            .init(id: "finish2", action: "t.tail"),
+        ]), by: "ops@baton.test/test")
+        // Kill the worker while its step runs (after "start", before "end").
+        #expect(await eventually(20) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("start") })
+        kill(worker.processIdentifier, SIGKILL)
+        worker.waitUntilExit()
+        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("end") == false)
+        worker = try spawnWorker()
+        #expect(try await eventually(40) { try finished(tail.agent, document.id)?.status == .completed })
+        let done = try #require(try finished(tail.agent, document.id))
+        #expect(done.trail.filter { $0.step == "work" }.count == 1)
+        #expect(done.trail.map(\.step) == ["hop", "work", "finish2"])
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0 == "start" }.count == 2)  // at-least-once: the killed attempt and the rerun
+        #expect(lines.filter { $0 == "end" }.count == 1)
+        worker.terminate()
+        worker.waitUntilExit()
+        try await tail.stop()
+    }
+
+    @Test func spoolFilesAreTakenOnceAndBadOnesRejected() async throws {
+        let spool = cluster.server.dir.appendingPathComponent("spool")
+        let incoming = spool.appendingPathComponent("incoming")
+        try FileManager.default.createDirectory(at: incoming, withIntermediateDirectories: true)
+        let counter = Locked<[String: Int]>([:])
+        let a = try await cluster.startAgent("spool-a", steps: [CountingStep(name: "spool-a", action: "t.spool", counter: counter)], spool: spool.path)
+        let b = try await cluster.startAgent("spool-b", steps: [CountingStep(name: "spool-b", action: "t.spool", counter: counter)], spool: spool.path)
+        for i in 0..<20 {
+            let text = "workflow: spooled-\(i)\nsteps:\n  - { id: only, action: t.spool }\n"
+            // Write under a dot-name, then rename: watchers never see half a file.
+            try text.write(to: incoming.appendingPathComponent(".w\(i).yaml"), atomically: true, encoding: .utf8)
+            try FileManager.default.moveItem(at: incoming.appendingPathComponent(".w\(i).yaml"), to: incoming.appendingPathComponent("w\(i).yaml"))
+        }
+        try "workflow: broken\nsteps: [ { id: x, action: t.spool }\n".write(to: incoming.appendingPathComponent("malformed.yaml"), atomically: true, encoding: .utf8)
+        try "workflow: cut\nsteps:\n  - { id: x, act".write(to: incoming.appendingPathComponent("truncated.yaml"), atomically: true, encoding: .utf8)
+        try Data(repeating: 0x61, count: WorkflowParser.maximumBytes + 1).write(to: incoming.appendingPathComponent("huge.yaml"))
+        try Data([0x77, 0x6f, 0xff, 0xfe, 0x0a]).write(to: incoming.appendingPathComponent("latin.yaml"))
+        try "workflow: nosteps\n".write(to: incoming.appendingPathComponent("nosteps.yaml"), atomically: true, encoding: .utf8)
+
+        let accepted = spool.appendingPathComponent("accepted"), rejected = spool.appendingPathComponent("rejected")
+        func count(_ dir: URL) -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).count }
+        #expect(await eventually(20) { count(accepted) == 20 && count(rejected) == 10 })
+        #expect(try await eventually(20) { counter.value.values.reduce(0, +) == 20 })
+        #expect(counter.value.count == 20 && counter.value.values.allSatisfy { $0 == 1 })
+        #expect(count(incoming) == 0)
+        func reason(_ name: String) throws -> String { try String(contentsOf: rejected.appendingPathComponent(name + ".error"), encoding: .utf8) }
+        #expect(try reason("malformed.yaml").contains("malformed.yaml"))
+        #expect(try reason("malformed.yaml").contains("line"))
+        #expect(try reason("truncated.yaml").contains("line"))
+        #expect(try reason("huge.yaml").contains("limit"))
+        #expect(try reason("latin.yaml").contains("not UTF-8"))
+        #expect(try reason("nosteps.yaml").contains("'steps' must be a non-empty list"))
+        try await a.stop()
+        try await b.stop()
+    }
+
+    @Test func untrustedSubmitIsForbiddenAndNothingRuns() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let agent = try await cluster.startAgent("careful", steps: [CountingStep(name: "careful", action: "t.x", counter: counter)],
+                                                 trusted: ["ops@baton.test"])
+        try cluster.server.register(user: "mallory", password: "pw-mallory")
+        let mallory = try await cluster.connect("mallory")
+        let client = ControlClient(connection: mallory, pubsubService: "pubsub.baton.test")
+        let error = await #expect(throws: StanzaError.self) {
+            try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: evil\nsteps:\n  - { action: t.x }\n"]])
+        }
+        #expect(error?.condition == .forbidden)
+        // A hand-off straight from an untrusted JID is refused too.
+        var document = WorkflowDocument(name: "evil", steps: [.init(id: "a", action: "t.x")]).submitted(by: "mallory@baton.test")
+        document.cursor = 0
+        let handoff = await #expect(throws: StanzaError.self) {
+            try await mallory.request(Stanza.iq(.set, to: agent.jid, payload: try HandoffStanzas.handoff(document)))
+        }
+        #expect(handoff?.condition == .forbidden)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(counter.value.isEmpty)
+        #expect(try agent.agent.engine.journal.recent().isEmpty)
+        await mallory.close()
+        try await agent.stop()
+    }
+
+    @Test func submitCommandAcceptsYAMLAndReportsErrorsPrecisely() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let agent = try await cluster.startAgent("front", steps: [CountingStep(name: "front", action: "t.front", counter: counter)])
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        let ops = try await cluster.connect("ops")
+        let client = ControlClient(connection: ops, pubsubService: "pubsub.baton.test")
+        let ok = try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: fine\nsteps:\n  - { id: a, action: t.front }\n"]])
+        let id = try #require(ok.form?["id"])
+        #expect(try await eventually(10) { try finished(agent.agent, id)?.status == .completed })
+        let bad = await #expect(throws: StanzaError.self) {
+            try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: x\nsteps:\n  - { id: a, acton: t.front }\n"]])
+        }
+        #expect(bad?.condition == .badRequest)
+        #expect(bad?.text?.contains("3:") == true && bad?.text?.contains("acton") == true)
+        let unknown = await #expect(throws: StanzaError.self) { try await client.run(agent.jid, node: "submit", values: ["workflow": ["nope"]]) }
+        #expect(unknown?.condition == .badRequest || unknown?.condition == .itemNotFound)
+        await ops.close()
+        try await agent.stop()
+    }
+}
