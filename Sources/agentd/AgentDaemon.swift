@@ -9,12 +9,20 @@ struct AgentDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agentd", abstract: "Run one Baton agent (one JID, several modules).")
 
     @Option(name: .shortAndLong, help: "Agent configuration file (YAML).")
-    var config: String
+    var config: String?
+
+    @Flag(help: "Print the module names a config may list, and exit.")
+    var listModules = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
     func run() async throws {
+        if listModules {
+            print(ModuleCatalog.names.joined(separator: " "))
+            return
+        }
+        guard let config else { throw ValidationError("--config FILE is required") }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
         BatonLog.level = level
         let settings: AgentSettings
