@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Baton",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "agentd", targets: ["agentd"]),
         .executable(name: "agentctl", targets: ["agentctl"]),
@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The only place libstrophe's header enters the build.
@@ -27,8 +28,13 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The lifecycle's real work (snapshots, images, VM tests, releases), free of XMPP.
+        .target(name: "ApplianceEngine", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "Agents", dependencies: [
-            "AgentKernel",
+            "AgentKernel", "ApplianceEngine",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -47,6 +53,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "AgentKernelTests", dependencies: ["AgentKernel", "Agents"]),
+        .testTarget(name: "ApplianceEngineTests", dependencies: ["ApplianceEngine"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentKernel", "Agents"]),
     ]
 )

@@ -1,0 +1,38 @@
+import Foundation
+
+/// The debian profile: mmdebstrap (variant apt) from the snapshot repository only, then the
+/// same guest tools, files, post scripts and format emitters as the micro profile.
+public final class DebianImageBuilder: Sendable {
+    public static let builderVersion = "debian-1"
+    public let cacheRoot: URL
+
+    public init(cacheRoot: URL) { self.cacheRoot = cacheRoot }
+
+    public func cacheKey(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int) throws -> String {
+        try pipeline(recipe, snapshot, sourceDateEpoch, nil).cacheKey()
+    }
+
+    public func build(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int,
+                      progress: BuildProgressHandler? = nil) throws -> BuildResult {
+        let p = pipeline(recipe, snapshot, sourceDateEpoch, progress)
+        return try p.run { root in try self.bootstrap(root, recipe: recipe, snapshot: snapshot, sde: sourceDateEpoch) }
+    }
+
+    func pipeline(_ r: Recipe, _ s: Snapshot, _ sde: Int, _ progress: BuildProgressHandler?) -> BuildPipeline {
+        BuildPipeline(cacheRoot: cacheRoot, builderVersion: Self.builderVersion, recipe: r, snapshot: s,
+                      sourceDateEpoch: sde, progress: progress)
+    }
+
+    /// The kernel packages stay out of the root file system: the builder boots the kernel
+    /// directly and would only pay for initramfs-tools hooks.
+    func bootstrap(_ root: URL, recipe: Recipe, snapshot: Snapshot, sde: Int) throws {
+        let include = recipe.packages.filter { !$0.hasPrefix("linux-image-") }
+        var argv = ["mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
+                    "--aptopt=Acquire::Languages \"none\"", "--aptopt=Apt::Install-Recommends \"false\""]
+        if !include.isEmpty { argv.append("--include=" + include.joined(separator: ",")) }
+        // copy: rather than file: because apt runs inside the new root, where the snapshot
+        // path does not exist; the copy: method brings each .deb in.
+        argv += [recipe.os.suite, root.path, "deb [trusted=yes] copy:\(snapshot.directory.path) ./"]
+        try Tool.run(argv, env: ["SOURCE_DATE_EPOCH": String(sde)], timeout: 1800)
+    }
+}

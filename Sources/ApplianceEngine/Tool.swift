@@ -1,0 +1,137 @@
+import Foundation
+
+/// Result of one external tool run.
+public struct ToolOutput: Sendable {
+    public let stdout: Data
+    public let stderr: Data
+    public let status: Int32
+    public var stdoutString: String { String(decoding: stdout, as: UTF8.self) }
+    public var stderrString: String { String(decoding: stderr, as: UTF8.self) }
+}
+
+/// Failure of an external tool; the description names the tool and the tail of its stderr
+/// because that is what an operator needs to see first.
+public struct ToolError: Error, CustomStringConvertible, Sendable {
+    public enum Reason: Sendable, Equatable {
+        case notFound
+        case launchFailed(String)
+        case exitStatus(Int32)
+        case timedOut(TimeInterval)
+    }
+    public let tool: String
+    public let argv: [String]
+    public let reason: Reason
+    public let stderrTail: String
+
+    public var description: String {
+        let what: String
+        switch reason {
+        case .notFound: what = "not found in PATH (install it with apt-get)"
+        case .launchFailed(let e): what = "could not be started: \(e)"
+        case .exitStatus(let s): what = "exited with status \(s)"
+        case .timedOut(let t): what = "timed out after \(Int(t)) s and was killed"
+        }
+        let tail = stderrTail.isEmpty ? "" : "\n--- stderr tail ---\n\(stderrTail)"
+        return "\(tool) \(what) (argv: \(argv.joined(separator: " ")))\(tail)"
+    }
+}
+
+/// Runs real tools via Foundation.Process; every engine step goes through here.
+public enum Tool {
+    /// sbin directories are added because root tools (mke2fs, mkfs.vfat) live there and a
+    /// non-login PATH often lacks them.
+    static let extraPath = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin", "/bin"]
+
+    public static func find(_ name: String) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        for dir in path + extraPath {
+            let candidate = dir + "/" + name
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Environment of the current process plus `overrides`, with the sbin dirs on PATH.
+    static func environment(_ overrides: [String: String]?) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["PATH"] = ((env["PATH"].map { [$0] } ?? []) + extraPath).joined(separator: ":")
+        env["LC_ALL"] = "C"  // stable, parseable tool output
+        for (k, v) in overrides ?? [:] { env[k] = v }
+        return env
+    }
+
+    @discardableResult
+    public static func run(_ argv: [String], env: [String: String]? = nil, cwd: URL? = nil,
+                           timeout: TimeInterval? = nil, stdin: Data? = nil,
+                           checkStatus: Bool = true) throws -> ToolOutput {
+        precondition(!argv.isEmpty, "empty argv")
+        let name = argv[0]
+        guard let exe = find(name) else {
+            throw ToolError(tool: name, argv: argv, reason: .notFound, stderrTail: "")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = Array(argv.dropFirst())
+        process.environment = environment(env)
+        if let cwd { process.currentDirectoryURL = cwd }
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
+        let inPipe: Pipe? = stdin == nil ? nil : Pipe()
+        process.standardInput = inPipe ?? FileHandle.nullDevice
+
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        do { try process.run() } catch {
+            throw ToolError(tool: name, argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
+        }
+        // Drain both pipes concurrently: a tool filling one pipe while we block on the other
+        // would deadlock.
+        let outBox = DataBox(), errBox = DataBox()
+        let readers = DispatchGroup()
+        for (pipe, box) in [(outPipe, outBox), (errPipe, errBox)] {
+            DispatchQueue.global().async(group: readers) {
+                box.data = pipe.fileHandleForReading.readDataToEndOfFile()
+            }
+        }
+        if let inPipe, let stdin {
+            DispatchQueue.global().async {
+                try? inPipe.fileHandleForWriting.write(contentsOf: stdin)
+                try? inPipe.fileHandleForWriting.close()
+            }
+        }
+        var timedOut = false
+        if let timeout {
+            if done.wait(timeout: .now() + timeout) == .timedOut {
+                timedOut = true
+                kill(process.processIdentifier, SIGTERM)
+                if done.wait(timeout: .now() + 3) == .timedOut {
+                    kill(process.processIdentifier, SIGKILL)
+                    done.wait()
+                }
+            }
+        } else {
+            done.wait()
+        }
+        readers.wait()
+        let output = ToolOutput(stdout: outBox.data, stderr: errBox.data, status: process.terminationStatus)
+        if timedOut {
+            throw ToolError(tool: name, argv: argv, reason: .timedOut(timeout ?? 0), stderrTail: tail(output.stderrString))
+        }
+        if checkStatus && output.status != 0 {
+            throw ToolError(tool: name, argv: argv, reason: .exitStatus(output.status), stderrTail: tail(output.stderrString))
+        }
+        return output
+    }
+
+    static func tail(_ s: String, lines: Int = 15) -> String {
+        s.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// Mutable holder handed to reader threads; each box has exactly one writer.
+final class DataBox: @unchecked Sendable {
+    var data = Data()
+}

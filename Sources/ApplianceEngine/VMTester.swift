@@ -1,0 +1,206 @@
+import Foundation
+import Synchronization
+
+public struct VMImage: Sendable {
+    public let kernel: URL
+    public let initramfs: URL
+    public let rootfs: URL  // squashfs
+    public init(kernel: URL, initramfs: URL, rootfs: URL) {
+        self.kernel = kernel; self.initramfs = initramfs; self.rootfs = rootfs
+    }
+    public init?(build: BuildResult) {
+        guard let k = build.url(.kernel), let i = build.url(.initramfs), let r = build.url(.squashfs) else { return nil }
+        self.init(kernel: k, initramfs: i, rootfs: r)
+    }
+}
+
+public enum Accelerator: String, Sendable { case kvm, tcg }
+
+public enum VMOutcome: Sendable, Equatable {
+    /// The guest powered itself off.
+    case poweredOff
+    /// The VM outlived max_lifetime and was killed.
+    case killedAtMaxLifetime(seconds: Int)
+    /// qemu exited with an error before the guest finished.
+    case qemuFailed(status: Int32, stderr: String)
+}
+
+public struct VMTestReport: Sendable {
+    public let outcome: VMOutcome
+    public let accelerator: Accelerator
+    /// Why this accelerator (e.g. "KVM probe timed out after 10 s").
+    public let acceleratorNote: String
+    /// Seconds from qemu start until the guest printed its TAP plan; nil if it never did.
+    public let bootSeconds: Double?
+    public let totalSeconds: Double
+    public let tap: TAPResult
+    public let junitXML: String
+    public let serialLog: String
+
+    public var passed: Bool { outcome == .poweredOff && tap.allOK }
+}
+
+/// Boots kernel + initramfs + squashfs in qemu with direct kernel boot and no network,
+/// contextualises through a seed disk and collects TAP from the serial console.
+public final class VMTester: Sendable {
+    public let workDir: URL
+    public let kvmProbeTimeout: TimeInterval
+    /// Process-wide: whether KVM works is a property of the host, and a hung probe costs
+    /// the whole probe timeout.
+    private static let probeResult = Mutex<(Accelerator, String)?>(nil)
+
+    public init(workDir: URL, kvmProbeTimeout: TimeInterval = 10) {
+        self.workDir = workDir
+        self.kvmProbeTimeout = kvmProbeTimeout
+    }
+
+    func baseArgs(_ accel: Accelerator, memoryMB: Int) -> [String] {
+        ["qemu-system-x86_64", "-accel", accel.rawValue, "-m", String(memoryMB), "-smp", "1",
+         "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none"]
+    }
+
+    /// KVM only if /dev/kvm exists and a probe boot (initramfs reached, then power off)
+    /// finishes in time: on some hosts a KVM guest hangs instead of failing.
+    public func accelerator(image: VMImage) -> (Accelerator, String) {
+        Self.probeResult.withLock { cached in
+            if let cached { return cached }
+            let r = probe(image)
+            cached = r
+            return r
+        }
+    }
+
+    func probe(_ image: VMImage) -> (Accelerator, String) {
+        guard FileManager.default.fileExists(atPath: "/dev/kvm") else { return (.tcg, "no /dev/kvm") }
+        let argv = baseArgs(.kvm, memoryMB: 128) + ["-kernel", image.kernel.path, "-initrd", image.initramfs.path,
+                                                  "-append", "console=ttyS0 quiet panic=-1 baton.probe"]
+        let t0 = Date()
+        do {
+            let out = try Tool.run(argv, timeout: kvmProbeTimeout)
+            if out.stdoutString.contains("baton-probe: initramfs reached") {
+                return (.kvm, String(format: "KVM probe boot succeeded in %.1f s", Date().timeIntervalSince(t0)))
+            }
+            return (.tcg, "KVM probe boot did not reach the initramfs; using TCG")
+        } catch let e as ToolError {
+            if case .timedOut = e.reason { return (.tcg, "KVM probe boot hung (> \(Int(kvmProbeTimeout)) s); using TCG") }
+            return (.tcg, "KVM probe failed (\(e.reason)); using TCG")
+        } catch {
+            return (.tcg, "KVM probe failed: \(error); using TCG")
+        }
+    }
+
+    /// Boots the image once with `checks` delivered as user data in `context.method` form.
+    public func run(image: VMImage, checks: [Recipe.VMCheck], context: Recipe.Context, name: String,
+                    accelerator forced: Accelerator? = nil) throws -> VMTestReport {
+        let (accel, note) = forced.map { ($0, "forced by caller") } ?? accelerator(image: image)
+        let dir = workDir.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let seed = dir.appendingPathComponent("seed.img")
+        try ContextSeed.makeDisk(files: ContextSeed.files(context: context, checks: checks, instanceID: name), at: seed)
+
+        let argv = baseArgs(accel, memoryMB: context.memoryMB) + [
+            "-kernel", image.kernel.path, "-initrd", image.initramfs.path,
+            "-append", "console=ttyS0 quiet loglevel=3 panic=-1 baton.root=/dev/vda",
+            "-drive", "file=\(image.rootfs.path),format=raw,if=virtio,readonly=on",
+            "-drive", "file=\(seed.path),format=raw,if=virtio,readonly=on",
+        ]
+        let run = try QemuRun.start(argv)
+        let finished = run.wait(timeout: TimeInterval(context.maxLifetime))
+        let total = Date().timeIntervalSince(run.started)
+        let log = run.console.text
+        let outcome: VMOutcome
+        if !finished {
+            run.kill()
+            outcome = .killedAtMaxLifetime(seconds: context.maxLifetime)
+        } else if run.status != 0 {
+            outcome = .qemuFailed(status: run.status, stderr: Tool.tail(run.stderr.text))
+        } else {
+            outcome = .poweredOff
+        }
+        try? Data(log.utf8).write(to: workDir.appendingPathComponent("\(name)-serial.log"))
+        let tap = TAPResult.parse(log)
+        let error: String? = switch outcome {
+        case .poweredOff: nil
+        case .killedAtMaxLifetime(let s): "killed: max_lifetime of \(s) s exceeded"
+        case let .qemuFailed(status, stderr): "qemu exited with status \(status): \(stderr)"
+        }
+        return VMTestReport(outcome: outcome, accelerator: accel, acceleratorNote: note,
+                            bootSeconds: run.console.planSeen.map { $0.timeIntervalSince(run.started) },
+                            totalSeconds: total, tap: tap, junitXML: tap.junitXML(suite: name, seconds: total, error: error),
+                            serialLog: log)
+    }
+}
+
+/// Accumulates console output and remembers when the TAP plan appeared (boot time).
+final class ConsoleCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var plan: Date?
+    private let watchPlan: Bool
+    init(watchPlan: Bool) { self.watchPlan = watchPlan }
+
+    func append(_ chunk: Data) {
+        lock.lock(); defer { lock.unlock() }
+        data.append(chunk)
+        if watchPlan, plan == nil, String(decoding: data, as: UTF8.self).contains("\n1..") { plan = Date() }
+    }
+    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+    var planSeen: Date? { lock.lock(); defer { lock.unlock() }; return plan }
+}
+
+/// A running qemu whose console is read as it arrives (to time the boot).
+final class QemuRun: @unchecked Sendable {
+    let process = Process()
+    let console = ConsoleCapture(watchPlan: true)
+    let stderr = ConsoleCapture(watchPlan: false)
+    let exited = DispatchSemaphore(value: 0)
+    let started = Date()
+
+    static func start(_ argv: [String]) throws -> QemuRun {
+        let r = QemuRun()
+        guard let exe = Tool.find(argv[0]) else {
+            throw ToolError(tool: argv[0], argv: argv, reason: .notFound, stderrTail: "")
+        }
+        r.process.executableURL = URL(fileURLWithPath: exe)
+        r.process.arguments = Array(argv.dropFirst())
+        r.process.environment = Tool.environment(nil)
+        r.process.standardInput = FileHandle.nullDevice
+        let out = Pipe(), err = Pipe()
+        r.process.standardOutput = out
+        r.process.standardError = err
+        let console = r.console, stderr = r.stderr
+        out.fileHandleForReading.readabilityHandler = { h in console.append(h.availableData) }
+        err.fileHandleForReading.readabilityHandler = { h in stderr.append(h.availableData) }
+        let exited = r.exited
+        r.process.terminationHandler = { _ in exited.signal() }
+        do { try r.process.run() } catch {
+            throw ToolError(tool: argv[0], argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
+        }
+        return r
+    }
+
+    /// False if the process was still running after `timeout`.
+    func wait(timeout: TimeInterval) -> Bool {
+        let ok = exited.wait(timeout: .now() + timeout) == .success
+        if ok { drain() }
+        return ok
+    }
+
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        exited.wait()
+        drain()
+    }
+
+    /// Reads what is left in the pipes after exit; the handlers may not have seen it yet.
+    private func drain() {
+        for (pipe, cap) in [(process.standardOutput as? Pipe, console), (process.standardError as? Pipe, stderr)] {
+            guard let h = pipe?.fileHandleForReading else { continue }
+            h.readabilityHandler = nil
+            if let rest = try? h.readToEnd() { cap.append(rest) }
+        }
+    }
+
+    var status: Int32 { process.terminationStatus }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+@testable import ApplianceEngine
+
+@Suite struct ArtifactStoreTests {
+    @Test func putPathAndCorruption() throws {
+        let base = try Fixtures.scratch("cas")
+        let store = try ArtifactStore(root: base.appendingPathComponent("store"))
+        let f = base.appendingPathComponent("f")
+        try Data("hello".utf8).write(to: f)
+        let ref = try store.put(f)
+        #expect(ref.sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        #expect(ref.uri == "cas:sha256:\(ref.sha256)" && ref.size == 5)
+        #expect(try store.put(f) == ref)
+        let p = try store.path(for: ref)
+        #expect(try Data(contentsOf: p) == Data("hello".utf8))
+        // Corrupt the object behind the store's back.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: p.path)
+        try Data("jello".utf8).write(to: p)
+        #expect { try store.path(for: ref) } throws: { e in
+            guard case .digestMismatch(let uri, _, _, _)? = e as? ArtifactStoreError else { return false }
+            return uri == ref.uri && "\(e)".contains("corrupt")
+        }
+    }
+
+    @Test func gcKeepsOnlyListed() throws {
+        let base = try Fixtures.scratch("cas-gc")
+        let store = try ArtifactStore(root: base.appendingPathComponent("store"))
+        var refs: [ArtifactRef] = []
+        for i in 0..<3 {
+            let f = base.appendingPathComponent("f\(i)")
+            try Data("content \(i)".utf8).write(to: f)
+            refs.append(try store.put(f))
+        }
+        let freed = try store.gc(keep: [refs[1].sha256])
+        #expect(freed.removed == 2)
+        #expect(!store.contains(refs[0]) && store.contains(refs[1]) && !store.contains(refs[2]))
+        #expect(throws: ArtifactStoreError.missing(refs[0].uri)) { try store.path(for: refs[0]) }
+    }
+}
+
+@Suite struct ToolTests {
+    @Test func failureNamesToolAndStderr() {
+        #expect { try Tool.run(["sh", "-c", "echo boom-detail >&2; exit 3"]) } throws: { e in
+            let d = "\(e)"
+            return d.hasPrefix("sh exited with status 3") && d.contains("boom-detail")
+        }
+        #expect { try Tool.run(["baton-no-such-tool"]) } throws: { e in
+            (e as? ToolError)?.reason == .notFound && "\(e)".contains("baton-no-such-tool")
+        }
+    }
+
+    @Test func timeoutKills() {
+        let t0 = Date()
+        #expect { try Tool.run(["sleep", "30"], timeout: 1) } throws: { e in (e as? ToolError)?.reason == .timedOut(1) }
+        #expect(Date().timeIntervalSince(t0) < 5)
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+@testable import ApplianceEngine
+
+extension HeavySuite {
+    @Suite struct VMTesterTests {
+        static let checks = [
+            Recipe.VMCheck(name: "root is an overlay", run: "grep -q '^overlay / overlay' /proc/mounts"),
+            Recipe.VMCheck(name: "motd installed", run: "grep -q 'micro appliance' /etc/motd"),
+            Recipe.VMCheck(name: "hostname from context", run: "test \"$(hostname)\" = ctx-vm"),
+            Recipe.VMCheck(name: "no network interface but lo", run: "test \"$(ls /sys/class/net)\" = lo"),
+        ]
+
+        func image() throws -> VMImage {
+            try #require(VMImage(build: try Fixtures.microBuild()))
+        }
+
+        func tester() throws -> VMTester { VMTester(workDir: try Fixtures.scratch("vm")) }
+
+        @Test func noCloudBootRunsChecksAndPowersOff() throws {
+            let ctx = Recipe.Context(method: .nocloud, hostname: "ctx-vm", maxLifetime: 120)
+            let r = try tester().run(image: try image(), checks: Self.checks, context: ctx, name: "nocloud")
+            print("vm nocloud: accel \(r.accelerator) (\(r.acceleratorNote)), boot \(r.bootSeconds.map { String(format: "%.2f", $0) } ?? "-") s, total \(String(format: "%.2f", r.totalSeconds)) s")
+            #expect(r.outcome == .poweredOff, "\(r.serialLog)")
+            #expect(r.tap.plan == 4)
+            #expect(r.tap.allOK, "\(r.serialLog)")
+            #expect(r.passed)
+            #expect(r.serialLog.contains("method=nocloud"))
+            #expect(r.junitXML.contains("tests=\"4\" failures=\"0\""))
+        }
+
+        @Test func glideinWMSUserDataWithArgsAndAFailingCheck() throws {
+            let ctx = Recipe.Context(method: .glideinwms, hostname: "ctx-vm", maxLifetime: 120, args: "-cluster 42 -subcluster 7")
+            let checks = Self.checks + [
+                Recipe.VMCheck(name: "glidein args delivered", run: "test \"$BATON_ARGS\" = '-cluster 42 -subcluster 7'"),
+                Recipe.VMCheck(name: "deliberately failing", run: "echo expected-failure-output; false"),
+            ]
+            let r = try tester().run(image: try image(), checks: checks, context: ctx, name: "glidein")
+            print("vm glideinwms: accel \(r.accelerator), boot \(r.bootSeconds.map { String(format: "%.2f", $0) } ?? "-") s, total \(String(format: "%.2f", r.totalSeconds)) s")
+            #expect(r.outcome == .poweredOff)
+            #expect(r.serialLog.contains("method=glideinwms"))
+            #expect(r.tap.plan == 6)
+            #expect(r.tap.lines.prefix(5).filter { !$0.ok }.isEmpty, "\(r.serialLog)")
+            let last = try #require(r.tap.lines.last)
+            #expect(!last.ok && last.diagnostics.contains("expected-failure-output"))
+            #expect(!r.passed)
+            #expect(r.junitXML.contains("failures=\"1\""))
+        }
+
+        @Test func debugIniUserData() throws {
+            let ctx = Recipe.Context(method: .ini, hostname: "ctx-vm", maxLifetime: 120)
+            let r = try tester().run(image: try image(), checks: Self.checks, context: ctx, name: "ini")
+            #expect(r.serialLog.contains("method=ini"))
+            #expect(r.passed, "\(r.serialLog)")
+        }
+
+        @Test func vmThatNeverPowersOffIsKilledAtMaxLifetime() throws {
+            let ctx = Recipe.Context(method: .nocloud, hostname: "ctx-vm", maxLifetime: 15)
+            let checks = [Recipe.VMCheck(name: "hangs", run: "sleep 100000")]
+            let r = try tester().run(image: try image(), checks: checks, context: ctx, name: "hang")
+            #expect(r.outcome == .killedAtMaxLifetime(seconds: 15))
+            #expect(r.totalSeconds >= 15 && r.totalSeconds < 25)
+            #expect(r.tap.plan == 1 && r.tap.lines.isEmpty, "guest should have started the check: \(r.serialLog)")
+            #expect(!r.passed)
+            #expect(r.junitXML.contains("max_lifetime of 15 s exceeded"))
+        }
+    }
+}
