@@ -98,7 +98,7 @@ public final class ReleasePublisher: Sendable {
             "trail": trailObject,
             "signing_key": ["type": "ed25519", "public": key.publicKey.rawRepresentation.base64EncodedString()],
         ]
-        try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
+        try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             .write(to: stage.appendingPathComponent(Self.manifest))
         var sums = ""
         for name in (files.map(\.lastPathComponent) + [Self.manifest]).sorted() {

@@ -10,6 +10,9 @@ public struct StepInvocation: Sendable {
     /// Outputs of earlier steps, by step id.
     public let context: [String: [String: JSONValue]]
     public let attempt: Int
+    /// What happened so far (for provenance, e.g. a release manifest).
+    public let trail: [WorkflowDocument.TrailEntry]
+    public let submitter: String
     /// A directory of this step's own, kept until the workflow is handed on.
     public let workspace: URL
     public let logger: Logger
@@ -22,6 +25,14 @@ public struct StepInvocation: Sendable {
     /// The most recent output called `name` among earlier steps.
     public func earlierOutput(_ name: String) -> JSONValue? {
         context.values.compactMap { $0[name] }.first
+    }
+}
+
+/// Runs blocking work (tools, file systems) on a thread of its own, so the cooperative
+/// thread pool that serves XMPP traffic never waits on it.
+public func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
     }
 }
 

@@ -162,7 +162,7 @@ public final class WorkflowEngine: Sendable {
         try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
         let invocation = StepInvocation(
             workflowID: document.id, workflowName: document.name, step: step, params: document.params,
-            context: document.context, attempt: attempt, workspace: workspace,
+            context: document.context, attempt: attempt, trail: document.trail, submitter: document.submitter, workspace: workspace,
             logger: BatonLog.logger(agent: settings.name, module: runner.name),
             progress: { [events, me, progressDocument = document] text in
                 events.report(WorkflowEvent(.progress, document: progressDocument, agent: me(), step: step, message: text), to: progressDocument, chat: false)

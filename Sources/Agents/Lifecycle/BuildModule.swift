@@ -1,0 +1,46 @@
+import AgentKernel
+import ApplianceEngine
+import Foundation
+
+/// `build.image`: root file system from the snapshot only, recipe files and post scripts,
+/// then the formats asked for — reproducible and cached by the digest of all inputs.
+public struct BuildModule: StepRunner {
+    public let name = "build"
+    public var actions: [String] { ["build.image"] }
+    let settings: LifecycleSettings
+
+    public init(settings: AgentSettings) throws { self.settings = try LifecycleSettings(settings) }
+
+    public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
+        let recipe = try invocation.resolvedRecipe()
+        guard let id = try invocation.required("snapshot_id", from: "repo.snapshot").string else {
+            throw StepFailure("snapshot_id is not a string")
+        }
+        let snapshot: Snapshot
+        do { snapshot = try RepositorySnapshotter(root: settings.repo).open(id: id) } catch {
+            throw StepFailure("snapshot \(id) is not in \(settings.repo.path): \(error)")
+        }
+        let epoch = invocation.argument("source_date_epoch")?.number.map(Int.init) ?? settings.sourceDateEpoch
+        let cache = settings.builds
+        let progress = invocation.progress
+        let result = try await offloaded { () throws -> BuildResult in
+            let report: BuildProgressHandler = { p in
+                progress(p.percent.map { "\(p.phase) \(Int($0))%" } ?? p.phase)
+            }
+            switch recipe.profile {
+            case .micro: return try MicroImageBuilder(cacheRoot: cache).build(recipe: recipe, snapshot: snapshot, sourceDateEpoch: epoch, progress: report)
+            case .debian: return try DebianImageBuilder(cacheRoot: cache).build(recipe: recipe, snapshot: snapshot, sourceDateEpoch: epoch, progress: report)
+            }
+        }
+        let store = try settings.store()
+        let refs = try result.store(in: store)
+        var artifacts: [String: JSONValue] = [:]
+        for (format, ref) in refs { artifacts[format.rawValue] = ArtifactJSON.value(ref) }
+        invocation.progress(result.fromCache ? "answered from the build cache" : String(format: "built in %.1fs", result.seconds))
+        return StepOutcome(outputs: [
+            "cache_key": .string(result.cacheKey), "from_cache": .bool(result.fromCache),
+            "seconds": .number(result.seconds), "artifacts": .object(artifacts),
+            "source_date_epoch": .number(Double(epoch)),
+        ])
+    }
+}

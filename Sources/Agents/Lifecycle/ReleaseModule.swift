@@ -1,0 +1,106 @@
+import AgentKernel
+import ApplianceEngine
+import Foundation
+
+/// `release.publish`: signed, checksummed release directories with provenance, an atomic
+/// `latest`, retention and rollback; announced on `baton/releases`.
+public final class ReleaseModule: StepRunner {
+    public let name = "release"
+    public var actions: [String] { ["release.publish"] }
+    let settings: LifecycleSettings
+    let publisher: ReleasePublisher
+    private let agent = Locked<AgentContext?>(nil)
+
+    public init(settings: AgentSettings) throws {
+        let lifecycle = try LifecycleSettings(settings)
+        self.settings = lifecycle
+        let logger = BatonLog.logger(agent: settings.name, module: "release")
+        publisher = ReleasePublisher(root: lifecycle.releases, keyPath: lifecycle.signingKey, retention: lifecycle.retention) { logger.notice("\($0)") }
+    }
+
+    public func start(_ agent: AgentContext) async throws { self.agent.withLock { $0 = agent } }
+
+    public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
+        let recipe = try invocation.resolvedRecipe()
+        let store = try settings.store()
+        let artifacts = try invocation.required("artifacts", from: "build.image")
+        guard let formats = artifacts.object, !formats.isEmpty else { throw StepFailure("build.image produced no artifacts") }
+        let channel = invocation.argument("channel")?.string ?? "testing"
+        let version = invocation.argument("version")?.string ?? recipe.version.string
+        // Digests are checked before anything is staged: nothing half-published.
+        var files: [URL] = []
+        let staging = invocation.workspace.appendingPathComponent("files")
+        try? FileManager.default.removeItem(at: staging)
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        for (format, value) in formats.sorted(by: { $0.key < $1.key }) {
+            let source = try ArtifactJSON.verifiedPath(value, "artifact \(format)", in: store)
+            let name = Self.fileName(appliance: recipe.name, format: format)
+            let target = staging.appendingPathComponent(name)
+            try FileManager.default.linkItem(at: source, to: target)
+            files.append(target)
+        }
+        let inputs = ReleaseInputs(recipeDigest: try invocation.required("recipe_digest", from: "config.resolve").string ?? "",
+                                   snapshotID: try invocation.required("snapshot_id", from: "repo.snapshot").string ?? "",
+                                   buildCacheKey: try invocation.required("cache_key", from: "build.image").string ?? "")
+        let trail = try WorkflowDocument.encoder.encode(Provenance(workflow: invocation.workflowID, name: invocation.workflowName,
+                                                                   submitter: invocation.submitter, trail: invocation.trail))
+        let publisher = self.publisher
+        let directory = try await offloaded { [files] in
+            try publisher.publish(appliance: recipe.name, channel: channel, version: version, files: files, inputs: inputs, trail: trail)
+        }
+        invocation.progress("published \(recipe.name) \(version) to \(channel)")
+        if let agent = agent.value {
+            let announcement = XMLElement("release", xmlns: NS.baton, ["appliance": recipe.name, "channel": channel, "version": version,
+                                                                        "path": directory.path, "workflow": invocation.workflowID])
+            try? await PubSubClient(connection: agent.connection, service: agent.settings.pubsubService)
+                .publish(node: "baton/releases", id: "\(recipe.name)-\(channel)-\(version)", payload: announcement)
+        }
+        return StepOutcome(outputs: ["release_dir": .string(directory.path), "channel": .string(channel), "version": .string(version),
+                                    "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
+    }
+
+    static func fileName(appliance: String, format: String) -> String {
+        switch format {
+        case "tar": "\(appliance).rootfs.tar"
+        case "squashfs": "\(appliance).squashfs"
+        case "ext4": "\(appliance).ext4.img"
+        case "qcow2": "\(appliance).qcow2"
+        case "kernel": "vmlinuz"
+        case "initramfs": "initramfs.img"
+        default: "\(appliance).\(format)"
+        }
+    }
+
+    struct Provenance: Encodable {
+        let workflow: String
+        let name: String
+        let submitter: String
+        let trail: [WorkflowDocument.TrailEntry]
+    }
+
+    public var commands: [AdHocCommand] {
+        let which = DataForm(.form, fields: [.init("appliance", required: true), .init("channel", values: ["testing"])])
+        return [
+            AdHocCommand(node: "releases", name: "List releases", requiresTrust: false, form: which) { [publisher] invocation in
+                let appliance = invocation.value("appliance")!, channel = invocation.value("channel") ?? "testing"
+                let latest = publisher.latest(appliance: appliance, channel: channel)
+                return CommandResult(form: DataForm(.result, title: "\(appliance) on \(channel)",
+                    reported: [.init("version"), .init("latest")],
+                    items: publisher.versions(appliance: appliance, channel: channel).map { ["version": $0, "latest": $0 == latest ? "*" : ""] }))
+            },
+            AdHocCommand(node: "release-rollback", name: "Roll back to the previous release", form: which) { [publisher] invocation in
+                let now = try publisher.rollback(appliance: invocation.value("appliance")!, channel: invocation.value("channel") ?? "testing")
+                return .fields("Rolled back", [("latest", now)])
+            },
+            AdHocCommand(node: "release-verify", name: "Verify a release directory", requiresTrust: false, form: DataForm(.form, fields: [
+                .init("dir", label: "Release directory", required: true)])) { [publisher] invocation in
+                do {
+                    try publisher.verify(URL(fileURLWithPath: invocation.value("dir")!))
+                    return .text("OK: SHA256SUMS and signature verified")
+                } catch {
+                    return CommandResult(notes: [.init(.error, "\(error)")])
+                }
+            },
+        ]
+    }
+}

@@ -1,0 +1,69 @@
+import AgentKernel
+import ApplianceEngine
+import Foundation
+
+/// `test.vm`: boots the built image under qemu (KVM only if a probe boot succeeds, else TCG),
+/// contextualised like a grid site does, and reads TAP from the serial console.
+/// (`test.container` runs the recipe's container tests through the launcher.)
+public struct TestModule: StepRunner {
+    public let name = "test"
+    public var actions: [String] { ["test.vm"] }
+    let settings: LifecycleSettings
+    /// One tester per agent: its KVM probe result is reused for every later boot.
+    let tester: VMTester
+
+    public init(settings: AgentSettings) throws {
+        self.settings = try LifecycleSettings(settings)
+        tester = VMTester(workDir: self.settings.vmWork)
+    }
+
+    public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
+        let recipe = try invocation.resolvedRecipe()
+        let artifacts = try invocation.required("artifacts", from: "build.image")
+        let store = try settings.store()
+        let image = VMImage(kernel: try ArtifactJSON.verifiedPath(artifacts["kernel"], "kernel", in: store),
+                            initramfs: try ArtifactJSON.verifiedPath(artifacts["initramfs"], "initramfs", in: store),
+                            rootfs: try ArtifactJSON.verifiedPath(artifacts["squashfs"], "squashfs", in: store))
+        var context = recipe.context
+        if let lifetime = invocation.argument("max_lifetime")?.number ?? invocation.argument("timeout")?.number { context.maxLifetime = Int(lifetime) }
+        if let method = invocation.argument("method")?.string {
+            guard let m = Recipe.ContextMethod(rawValue: method) else { throw StepFailure("test.vm: unknown context method '\(method)' (nocloud, glideinwms, ini)") }
+            context.method = m
+        }
+        guard !recipe.tests.vm.isEmpty else { throw StepFailure("recipe \(recipe.name) has no tests.vm checks") }
+        invocation.progress("booting \(recipe.name) with \(recipe.tests.vm.count) checks (\(context.method.rawValue), max lifetime \(context.maxLifetime) s)")
+        let tester = self.tester
+        let report = try await offloaded { [context] in
+            try tester.run(image: image, checks: recipe.tests.vm, context: context, name: "\(recipe.name)-\(invocation.workflowID)")
+        }
+        let tap = invocation.workspace.appendingPathComponent("vm.tap"), junit = invocation.workspace.appendingPathComponent("vm-junit.xml")
+        let serial = invocation.workspace.appendingPathComponent("serial.log")
+        try report.tap.lines.map { "\($0.ok ? "ok" : "not ok") \($0.number) - \($0.description)" }.joined(separator: "\n")
+            .appending("\n").write(to: tap, atomically: true, encoding: .utf8)
+        try report.junitXML.write(to: junit, atomically: true, encoding: .utf8)
+        try report.serialLog.write(to: serial, atomically: true, encoding: .utf8)
+        let outputs: [String: JSONValue] = [
+            "accelerator": .string(report.accelerator.rawValue), "accelerator_note": .string(report.acceleratorNote),
+            "boot_seconds": report.bootSeconds.map { .number($0) } ?? .null, "seconds": .number(report.totalSeconds),
+            "checks": .number(Double(report.tap.lines.count)), "failed": .number(Double(report.tap.lines.filter { !$0.ok }.count)),
+            "reports": .object(["tap": ArtifactJSON.value(try store.put(tap)), "junit": ArtifactJSON.value(try store.put(junit)),
+                                "serial": ArtifactJSON.value(try store.put(serial))]),
+        ]
+        let tail = String(report.serialLog.split(separator: "\n").suffix(25).joined(separator: "\n"))
+        invocation.progress("\(report.accelerator.rawValue.uppercased()): \(report.acceleratorNote)")
+        switch report.outcome {
+        case .killedAtMaxLifetime(let seconds):
+            throw StepFailure("VM killed at max_lifetime (\(seconds) s) on \(report.accelerator.rawValue.uppercased()); \(report.tap.lines.count) checks reported", logTail: tail)
+        case .qemuFailed(let status, let stderr):
+            throw StepFailure("qemu failed (status \(status)): \(stderr.suffix(300))", logTail: tail)
+        case .poweredOff:
+            guard report.passed else {
+                let failed = report.tap.lines.filter { !$0.ok }.map(\.description)
+                let missing = (report.tap.plan ?? 0) - report.tap.lines.count
+                throw StepFailure("VM checks failed: " + (failed.isEmpty ? "" : failed.joined(separator: ", "))
+                                  + (missing > 0 ? " (\(missing) never reported)" : "") + (report.tap.plan == nil ? "no TAP plan printed" : ""), logTail: tail)
+            }
+        }
+        return StepOutcome(outputs: outputs, logTail: tail)
+    }
+}

@@ -1,0 +1,100 @@
+import AgentKernel
+import Agents
+import ApplianceEngine
+import Foundation
+import Testing
+
+/// The five lifecycle agents, each on its own JID, taking a recipe to a verified release
+/// through hand-offs — real apt, mksquashfs, qemu and ed25519 underneath.
+@Suite(.serialized) final class LifecycleIntegrationTests {
+    let cluster: TestCluster
+    let recipes: URL
+    /// Snapshots, downloads and the build cache persist between runs (that is what warm means).
+    static let sharedRoot = ProcessInfo.processInfo.environment["BATON_TEST_ROOT"].map { $0 + "/lifecycle" } ?? "/var/tmp/baton-lifecycle-tests"
+
+    init() async throws {
+        cluster = try await TestCluster()
+        recipes = cluster.server.dir.appendingPathComponent("recipes")
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("recipes")
+        try FileManager.default.copyItem(at: source, to: recipes)
+        // A recipe whose VM check fails: the workflow must stop before release.
+        let micro = try String(contentsOf: recipes.appendingPathComponent("micro.yaml"), encoding: .utf8)
+        try micro.replacingOccurrences(of: "name: micro-smoke", with: "name: micro-broken")
+            .replacingOccurrences(of: "run: grep -q 'micro appliance' /etc/motd", with: "run: test -e /etc/no-such-file")
+            .write(to: recipes.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    func lifecycleAgent(_ module: String) async throws -> RunningAgent {
+        try await cluster.account(module)
+        var settings = cluster.settings(module, modules: [module], trusted: ["*@baton.test"])
+        settings.moduleSettings["lifecycle"] = """
+            root: \(Self.sharedRoot)
+            recipes: \(recipes.path)
+            signing_key: \(cluster.server.dir.path)/keys/release.ed25519
+            """
+        return try await RunningAgent(try Agent(settings: settings, modules: [try ModuleCatalog.make(module, settings: settings)]))
+    }
+
+    @Test func microApplianceToVerifiedReleaseAndFailingTestStopsIt() async throws {
+        var agents: [RunningAgent] = []
+        for module in ["configuration", "repository", "build", "test", "release"] { agents.append(try await lifecycleAgent(module)) }
+        let config = agents[0].agent, release = agents[4].agent
+        let all: @Sendable ([AgentDirectory.Peer]) -> Bool = { peers in
+            ["config.resolve", "repo.snapshot", "build.image", "test.vm", "release.publish"].allSatisfy { action in
+                peers.contains { $0.online && $0.description.actions.contains(action) } }
+        }
+        #expect(await config.directory.wait(timeout: 15, until: all))
+
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        let ops = try await cluster.connect("ops")
+        let chat = Locked<[String]>([])
+        let listener = Task {
+            for await event in ops.events {
+                if case .stanza(let s) = event, s.name == "message", let body = s.child("body")?.text { chat.withLock { $0.append(body) } }
+            }
+        }
+        let client = ControlClient(connection: ops, pubsubService: "pubsub.baton.test", timeout: 30)
+        let channel = "it-\(UUID().uuidString.prefix(8).lowercased())"
+        let workflow = """
+            workflow: micro-appliance
+            steps:
+              - { id: configure, action: config.resolve, with: { recipe: micro } }
+              - { id: packages, action: repo.snapshot }
+              - { id: image, action: build.image }
+              - { id: boot, action: test.vm, with: { max_lifetime: 120 } }
+              - { id: publish, action: release.publish, with: { channel: \(channel) } }
+            """
+        let submitted = try await client.run(config.jid, node: "submit", values: ["yaml": [workflow]])
+        let id = try #require(submitted.form?["id"])
+        #expect(try await eventually(600) { try finished(release, id) != nil })
+        let done = try #require(try finished(release, id))
+        #expect(done.status == .completed, "\(done.reason ?? "")")
+        #expect(done.trail.map(\.step) == ["configure", "packages", "image", "boot", "publish"])
+        #expect(Set(done.trail.map(\.agent)).count == 5)
+        let releaseDir = try #require(done.context["publish"]?["release_dir"]?.string)
+        // The signature and sums verify with the published key; a changed byte is caught.
+        let publisher = ReleasePublisher(root: URL(fileURLWithPath: Self.sharedRoot + "/releases"),
+                                         keyPath: cluster.server.dir.appendingPathComponent("keys/release.ed25519"))
+        try publisher.verify(URL(fileURLWithPath: releaseDir))
+        let manifest = try String(contentsOfFile: releaseDir + "/manifest.json", encoding: .utf8)
+        #expect(manifest.contains(id) && manifest.contains("build@baton.test/agent"))
+        #expect(await eventually(10) { chat.value.contains { $0.contains("[micro-appliance") && $0.contains("completed") } })
+        #expect(done.context["boot"]?["accelerator"]?.string != nil)
+
+        // A failing VM check ends the workflow at `boot`: no release, and the submitter is told why.
+        let broken = workflow.replacingOccurrences(of: "recipe: micro", with: "recipe: broken")
+        let failing = try #require(try await client.run(config.jid, node: "submit", values: ["yaml": [broken]]).form?["id"])
+        let tester = agents[3].agent
+        #expect(try await eventually(600) { try finished(tester, failing) != nil })
+        let failed = try #require(try finished(tester, failing))
+        #expect(failed.status == .failed)
+        #expect(failed.reason?.contains("boot") == true && failed.reason?.contains("VM checks failed") == true)
+        #expect(try release.engine.journal.entries(workflow: failing).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: Self.sharedRoot + "/releases/micro-broken"))
+        #expect(await eventually(10) { chat.value.contains { $0.contains(String(failing.prefix(4))) && $0.contains("failed") && $0.contains("test.vm") } })
+        listener.cancel()
+        await ops.close()
+        for agent in agents { try await agent.stop() }
+    }
+}
