@@ -33,8 +33,11 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Appliance containers on an OCI runtime (runc/crun): layers, overlays, bundles.
+        .target(name: "LauncherEngine", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .executableTarget(name: "launcher-bench", dependencies: ["LauncherEngine"]),
         .target(name: "Agents", dependencies: [
-            "AgentKernel", "ApplianceEngine",
+            "AgentKernel", "ApplianceEngine", "LauncherEngine",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -54,6 +57,7 @@ let package = Package(
         ]),
         .testTarget(name: "AgentKernelTests", dependencies: ["AgentKernel", "Agents"]),
         .testTarget(name: "ApplianceEngineTests", dependencies: ["ApplianceEngine"]),
+        .testTarget(name: "LauncherEngineTests", dependencies: ["LauncherEngine"]),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentKernel", "Agents"]),
     ]
 )

@@ -37,6 +37,8 @@ public struct AgentContext: Sendable {
     public let directory: AgentDirectory
     public let settings: AgentSettings
     public let logger: Logger
+    /// The agent's journal, for modules that keep durable state of their own.
+    public let journal: Journal
     /// The logger a module should use: its lines carry `Agent::Module`.
     public func logger(for module: String) -> Logger { BatonLog.logger(agent: agentName, module: module) }
 }

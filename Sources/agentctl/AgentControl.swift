@@ -7,7 +7,21 @@ struct AgentControl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentctl",
         abstract: "Drive Baton agents over XMPP.",
-        subcommands: [Agents.self, Ping.self, Commands.self, Run.self, Directory.self])
+        subcommands: [Agents.self, Ping.self, Commands.self, Run.self, Directory.self, Workflow.self, Shell.self],
+        defaultSubcommand: Shell.self)
+
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct Agents: AsyncParsableCommand {
@@ -59,26 +73,9 @@ struct Run: AsyncParsableCommand {
     @Argument(help: "Form values as field=value; repeat a field for several values.") var values: [String] = []
 
     func run() async throws {
-        var submitted: [String: [String]] = [:]
-        for pair in values {
-            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
-                throw ValidationError("'\(pair)' is not field=value")
-            }
-            submitted[String(pair[..<eq]), default: []].append(String(pair[pair.index(after: eq)...]))
-        }
+        let submitted = try CommandRunner.values(values)
         try await withClient(options) { client in
-            let outcome = try await client.run(jid, node: node, values: submitted)
-            if outcome.status == "executing" {
-                // The command wants a form we did not fill: show it and say what is missing.
-                print(Render.outcome(outcome))
-                if let sessionID = outcome.sessionID {
-                    _ = try? await client.continue(jid, node: node, sessionID: sessionID, action: .cancel, values: [:])
-                }
-                let required = outcome.form?.fields.filter(\.required).compactMap(\.variable) ?? []
-                throw CLIError("'\(node)' needs form values" + (required.isEmpty ? "" : ": \(required.map { "\($0)=…" }.joined(separator: " "))"))
-            }
-            print(Render.outcome(outcome))
-            if outcome.notes.contains(where: { $0.kind == .error }) { throw ExitCode(1) }
+            try await CommandRunner(client: client).run(jid, node: node, values: submitted)
         }
     }
 }

@@ -36,42 +36,57 @@ struct ClientOptions: ParsableArguments {
     }
 
     /// Connects without reconnecting: a CLI reports failures instead of retrying.
-    func connect() async throws -> (ControlClient, XMPPConnection) {
+    func connect() async throws -> Session {
         var settings = try settings()
         if JID(settings.connection.jid)?.resource == nil {
             settings.connection.jid += "/agentctl-\(ProcessInfo.processInfo.processIdentifier)"
         }
         let connection = XMPPConnection(settings: settings.connection, logger: BatonLog.logger(agent: "agentctl", module: "xmpp"))
-        try await connection.connect(reconnect: false)
-        return (ControlClient(connection: connection, pubsubService: settings.pubsubService, timeout: timeout), connection)
+        let bound = try await connection.connect(reconnect: false)
+        return Session(client: ControlClient(connection: connection, pubsubService: settings.pubsubService, timeout: timeout),
+                       boundJID: bound)
     }
 }
 
+/// A failure worth one line on stderr; `status` is the exit status (2: the input was wrong).
 struct CLIError: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    let status: Int32
+    init(_ description: String, status: Int32 = 1) {
+        self.description = description
+        self.status = status
+    }
 }
 
-/// Runs `body` with a connected client, turns every failure into one line on stderr and a
+/// One line on stderr, `agentctl: ` first.
+func complain(_ message: String) {
+    FileHandle.standardError.write(Data("agentctl: \(message)\n".utf8))
+}
+
+/// Runs `body` with a connected session, turns every failure into one line on stderr and a
 /// non-zero exit status, and always closes the connection.
-func withClient(_ options: ClientOptions, _ body: (ControlClient) async throws -> Void) async throws {
+func withSession(_ options: ClientOptions, _ body: (Session) async throws -> Void) async throws {
     BatonLog.level = .error
     do {
-        let (client, connection) = try await options.connect()
+        let session = try await options.connect()
         do {
-            try await body(client)
+            try await body(session)
         } catch {
-            await connection.close()
+            await session.close()
             throw error
         }
-        await connection.close()
+        await session.close()
     } catch let error as ExitCode {
         throw error
-    } catch let error as StanzaError {
-        FileHandle.standardError.write("agentctl: \(error)\n".data(using: .utf8)!)
-        throw ExitCode(1)
+    } catch let error as CLIError {
+        complain(error.description)
+        throw ExitCode(error.status)
     } catch {
-        FileHandle.standardError.write("agentctl: \(error)\n".data(using: .utf8)!)
+        complain("\(error)")
         throw ExitCode(1)
     }
+}
+
+func withClient(_ options: ClientOptions, _ body: (ControlClient) async throws -> Void) async throws {
+    try await withSession(options) { try await body($0.client) }
 }

@@ -34,3 +34,11 @@ enum Render {
         return out.joined(separator: "\n")
     }
 }
+
+extension Render {
+    /// `key  value` lines, keys aligned.
+    static func pairs(_ pairs: [(String, String)]) -> String {
+        let width = pairs.map(\.0.count).max() ?? 0
+        return pairs.map { "\($0.0.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.1)" }.joined(separator: "\n")
+    }
+}

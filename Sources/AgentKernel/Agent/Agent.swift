@@ -67,7 +67,8 @@ public final class Agent: Sendable {
     public var load: Int { state.withLock { $0.load } }
 
     public var context: AgentContext {
-        AgentContext(agentName: settings.name, jid: jid, connection: connection, directory: directory, settings: settings, logger: logger)
+        AgentContext(agentName: settings.name, jid: jid, connection: connection, directory: directory, settings: settings,
+                     logger: logger, journal: engine.journal)
     }
 
     /// Lets a module or the workflow engine answer its own IQ payloads.

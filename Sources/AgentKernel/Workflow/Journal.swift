@@ -116,6 +116,25 @@ public final class Journal: Sendable {
         }
     }
 
+    // MARK: module records (small JSON values by key, e.g. the launcher's configs and instances)
+
+    public func setRecord(_ key: String, json: String?) throws {
+        try db.write { db in
+            if let json {
+                try db.execute(sql: "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", arguments: [key, json])
+            } else {
+                try db.execute(sql: "DELETE FROM kv WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+
+    public func records(prefix: String) throws -> [(key: String, json: String)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+                             arguments: [prefix.count, prefix]).map { ($0["key"], $0["value"]) }
+        }
+    }
+
     /// Drops the oldest handed/finished entries beyond `retention`.
     public func prune() throws {
         try db.write { db in

@@ -1,0 +1,132 @@
+import Foundation
+
+/// Maps container paths to host paths while an instance's filesystem is
+/// being assembled, honouring mounts already placed (latest wins), so mount
+/// points, the startup script and /etc/passwd are looked up where the
+/// container will actually see them.
+struct PathResolver {
+    let rootfs: String
+    var mounts: [(dest: String, host: String)] = []
+
+    func locate(_ containerPath: String) -> (base: String, rel: [String]) {
+        let comps = containerPath.split(separator: "/").map(String.init)
+        for m in mounts.reversed() {
+            let mc = m.dest.split(separator: "/").map(String.init)
+            if comps.starts(with: mc) { return (m.host, Array(comps.dropFirst(mc.count))) }
+        }
+        return (rootfs, comps)
+    }
+
+    func hostPath(_ containerPath: String) -> String {
+        let (base, rel) = locate(containerPath)
+        return ([base] + rel).joined(separator: "/")
+    }
+}
+
+/// The host-side pieces of an instance: overlays mounted, bind list ready.
+struct AssembledRootfs {
+    var rootfs: String
+    var binds: [OCIBundle.BindMount]
+    var resolver: PathResolver
+}
+
+/// Builds an instance's filesystem: a private overlay over the shared base
+/// layer, then each mount in the order listed. Failures leave mounts in
+/// place for the caller's teardown (which unmounts everything under `dir`).
+struct RootfsAssembler {
+    let layers: LayerStore
+    let imageDir: String
+
+    func resolveSource(_ s: String) -> String { s.hasPrefix("/") ? s : "\(imageDir)/\(s)" }
+
+    func assemble(dir: String, baseImage: String, mounts: [MountSpec]) async throws -> AssembledRootfs {
+        let fm = FileManager.default
+        let rootfs = "\(dir)/rootfs"
+        for d in ["rootfs", "upper", "work"] {
+            try fm.createDirectory(atPath: "\(dir)/\(d)", withIntermediateDirectories: true)
+        }
+        let base = try await layers.layer(for: resolveSource(baseImage))
+        try HostMounts.overlay(lower: base, upper: "\(dir)/upper", work: "\(dir)/work", target: rootfs)
+        var resolver = PathResolver(rootfs: rootfs)
+        var binds: [OCIBundle.BindMount] = []
+        for (i, m) in mounts.enumerated() {
+            let layer = try await layers.layer(for: resolveSource(m.source))
+            var source = layer
+            if m.mode == .readWrite {
+                // Private copy-on-write view of the shared unpacked layer.
+                let md = "\(dir)/mounts/\(i)"
+                for d in ["upper", "work", "merged"] {
+                    try fm.createDirectory(atPath: "\(md)/\(d)", withIntermediateDirectories: true)
+                }
+                try HostMounts.overlay(lower: layer, upper: "\(md)/upper", work: "\(md)/work", target: "\(md)/merged")
+                source = "\(md)/merged"
+            }
+            try ensureMountPoint(m.destination, resolver: resolver, isDirectory: isDirectory(source))
+            resolver.mounts.append((m.destination, source))
+            binds.append(.init(source: source, destination: m.destination, readOnly: m.mode == .read))
+        }
+        return AssembledRootfs(rootfs: rootfs, binds: binds, resolver: resolver)
+    }
+
+    private func isDirectory(_ p: String) -> Bool {
+        var d: ObjCBool = false
+        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && d.boolValue
+    }
+
+    /// Creates a missing mount point in whatever currently backs that path.
+    /// Done on the host before the runtime starts because an earlier READ
+    /// mount is read-only inside the container, so runc could not create a
+    /// nested point there. If the backing store is a shared READ layer, the
+    /// empty directory is added to it once (idempotent, same for every
+    /// instance). Existing symlinks are refused: following them on the host
+    /// could create directories outside the container.
+    func ensureMountPoint(_ dest: String, resolver: PathResolver, isDirectory wantDir: Bool) throws {
+        let (base, rel) = resolver.locate(dest)
+        var cur = base
+        for (i, c) in rel.enumerated() {
+            cur += "/" + c
+            var st = stat()
+            let last = i == rel.count - 1
+            if lstat(cur, &st) == 0 {
+                if (st.st_mode & S_IFMT) == S_IFLNK {
+                    throw LauncherError.unsafeMountPoint(dest, reason: "'\(c)' is a symlink in the image")
+                }
+                if (st.st_mode & S_IFMT) != S_IFDIR && !(last && !wantDir) {
+                    throw LauncherError.unsafeMountPoint(dest, reason: "'\(c)' exists and is not a directory")
+                }
+            } else if last && !wantDir {
+                guard FileManager.default.createFile(atPath: cur, contents: nil) else {
+                    throw LauncherError.unsafeMountPoint(dest, reason: "cannot create file mount point")
+                }
+            } else if mkdir(cur, 0o755) != 0 && errno != EEXIST {
+                throw LauncherError.unsafeMountPoint(dest, reason: "cannot create '\(c)': \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Checks the startup script is present (and executable if a regular
+    /// file) where the container will see it.
+    func checkScript(_ path: String, resolver: PathResolver) throws {
+        var st = stat()
+        let host = resolver.hostPath(path)
+        guard lstat(host, &st) == 0 else { throw LauncherError.startupScriptMissing(path) }
+        if (st.st_mode & S_IFMT) == S_IFREG && (st.st_mode & 0o111) == 0 { throw LauncherError.startupScriptMissing(path) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw LauncherError.startupScriptMissing(path) }
+    }
+
+    /// Resolves startup_owner (name or uid) through the image's /etc/passwd.
+    func resolveOwner(_ owner: String, resolver: PathResolver) throws -> (uid: UInt32, gid: UInt32, home: String) {
+        let text = (try? String(contentsOfFile: resolver.hostPath("/etc/passwd"), encoding: .utf8)) ?? ""
+        let entries = text.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+            .filter { $0.count >= 6 }
+        if let uid = UInt32(owner) {
+            if let e = entries.first(where: { UInt32($0[2]) == uid }) { return (uid, UInt32(e[3]) ?? uid, e[5]) }
+            return (uid, uid, "/")
+        }
+        if let e = entries.first(where: { $0[0] == owner }), let uid = UInt32(e[2]), let gid = UInt32(e[3]) {
+            return (uid, gid, e[5])
+        }
+        if owner == "root" { return (0, 0, "/root") }
+        throw LauncherError.unknownOwner(owner)
+    }
+}

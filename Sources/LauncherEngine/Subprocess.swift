@@ -1,0 +1,83 @@
+import Foundation
+
+/// Result of a finished child process.
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var output: String
+    /// True when the timeout fired and the child was killed.
+    public var timedOut: Bool = false
+}
+
+/// Runs host commands (runc, tar, sha256sum) without blocking the Swift
+/// concurrency pool: waiting happens in Process' termination handler, and
+/// output goes to a temp file so a chatty child can never fill a pipe and
+/// deadlock us.
+enum Subprocess {
+    /// Runs `argv`, waits, returns status and combined stdout+stderr.
+    static func run(_ argv: [String], stdoutPath: String? = nil, timeout: Double? = nil,
+                    onTimeout: (@Sendable () async -> Void)? = nil) async throws -> ProcessResult {
+        let capture = stdoutPath ?? NSTemporaryDirectory() + "baton-sp-\(UUID().uuidString)"
+        if stdoutPath == nil || !FileManager.default.fileExists(atPath: capture) {
+            _ = FileManager.default.createFile(atPath: capture, contents: nil)
+        }
+        defer { if stdoutPath == nil { try? FileManager.default.removeItem(atPath: capture) } }
+        guard let out = FileHandle(forWritingAtPath: capture) else {
+            throw LauncherError.ioFailure("cannot open \(capture) for writing")
+        }
+        out.seekToEndOfFile()
+        let proc = Process()
+        proc.executableURL = URL(fileURLWithPath: argv[0])
+        proc.arguments = Array(argv.dropFirst())
+        proc.standardInput = FileHandle.nullDevice
+        proc.standardOutput = out
+        proc.standardError = out
+        let box = ProcessBox(proc)
+        let status: Int32 = try await withCheckedThrowingContinuation { cont in
+            proc.terminationHandler = { p in cont.resume(returning: p.terminationStatus) }
+            do { try proc.run() } catch {
+                proc.terminationHandler = nil
+                cont.resume(throwing: LauncherError.ioFailure("cannot start \(argv[0]): \(error)"))
+                return
+            }
+            if let timeout {
+                Task {
+                    try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+                    if box.isRunning {
+                        box.timedOut = true
+                        await onTimeout?()
+                        box.kill()
+                    }
+                }
+            }
+        }
+        try? out.close()
+        let text = stdoutPath == nil ? ((try? String(contentsOfFile: capture, encoding: .utf8)) ?? "") : ""
+        return ProcessResult(status: status, output: text, timedOut: box.timedOut)
+    }
+
+    /// Like `run` but throws `runtimeFailed` on a non-zero exit.
+    @discardableResult
+    static func check(_ argv: [String]) async throws -> String {
+        let r = try await run(argv)
+        guard r.status == 0 else {
+            throw LauncherError.runtimeFailed(command: argv.joined(separator: " "), status: r.status,
+                                              output: r.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return r.output
+    }
+}
+
+/// Process is not Sendable; this box confines the few cross-task touches
+/// (timeout kill) behind a lock.
+private final class ProcessBox: @unchecked Sendable {
+    private let proc: Process
+    private let lock = NSLock()
+    private var _timedOut = false
+    init(_ p: Process) { proc = p }
+    var isRunning: Bool { proc.isRunning }
+    var timedOut: Bool {
+        get { lock.withLock { _timedOut } }
+        set { lock.withLock { _timedOut = newValue } }
+    }
+    func kill() { if proc.isRunning { Foundation.kill(proc.processIdentifier, SIGKILL) } }
+}

@@ -1,0 +1,31 @@
+import AgentKernel
+import Foundation
+
+/// Ctrl-C. Whoever is waiting on something long (a watch, a shell command) says what ctrl-C
+/// means meanwhile; with nobody waiting, it ends agentctl with the usual 130.
+enum Interrupts {
+    private static let handler = Locked<(@Sendable () -> Void)?>(nil)
+    // Kept alive for the life of the process; only touched by `install`, once, at start-up.
+    nonisolated(unsafe) private static var source: DispatchSourceSignal?
+
+    static func install() {
+        guard source == nil else { return }
+        signal(SIGINT, SIG_IGN)  // the dispatch source below sees it instead
+        let signalSource = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        signalSource.setEventHandler {
+            if let action = handler.value { action() } else { exit(130) }
+        }
+        signalSource.resume()
+        source = signalSource
+    }
+
+    /// Runs `body` with ctrl-C calling `onInterrupt` instead of the previous meaning.
+    static func during<T>(_ onInterrupt: @escaping @Sendable () -> Void, _ body: () async throws -> T) async rethrows -> T {
+        let previous = handler.withLock { current -> (@Sendable () -> Void)? in
+            defer { current = onInterrupt }
+            return current
+        }
+        defer { handler.withLock { $0 = previous } }
+        return try await body()
+    }
+}

@@ -1,0 +1,110 @@
+import AgentKernel
+import Foundation
+
+/// The shell's contexts, as in CERN's iAgent: agents and commands over XMPP, workflows, and
+/// container-launcher commands.
+enum ShellContexts {
+    static let all: [ShellContext] = [xmpp, workflows, containers]
+
+    static func named(_ name: String) -> ShellContext? {
+        let bare = name.hasSuffix("/") ? String(name.dropLast()) : name
+        return all.first { $0.name == bare }
+    }
+
+    static let xmpp = ShellContext(name: "xmpp", summary: "agents and their ad-hoc commands", commands: [
+        ShellCommand("agents", "agents", "list the agents on baton/agents with liveness, load and actions") { state, args in
+            try ShellCommand.check(args, "agents", 0)
+            let rows = try await state.session.client.agents()
+            print(Render.table(["JID", "NAME", "ONLINE", "LOAD", "ACTIONS"], rows.map {
+                [$0.description.jid, $0.description.name, $0.online ? "yes" : "no",
+                 "\($0.description.load)/\($0.description.concurrency)", $0.description.actions.joined(separator: " ")]
+            }))
+        },
+        ShellCommand("ping", "ping JID", "XEP-0199 ping; prints the round trip") { state, args in
+            try ShellCommand.check(args, "ping JID", 1)
+            print("\(args[0]): \(String(format: "%.2f", try await state.session.client.ping(args[0]))) ms")
+        },
+        ShellCommand("commands", "commands JID", "list an agent's ad-hoc commands") { state, args in
+            try ShellCommand.check(args, "commands JID", 1)
+            let commands = try await state.session.client.commands(of: args[0])
+            print(Render.table(["NODE", "NAME"], commands.map { [$0.node, $0.name] }))
+        },
+        ShellCommand("run", "run JID NODE [field=value ...]", "execute an ad-hoc command with form values") { state, args in
+            guard args.count >= 2 else { throw CLIError("usage: run JID NODE [field=value ...]", status: 2) }
+            try await CommandRunner(client: state.session.client).run(args[0], node: args[1], values: try CommandRunner.values(Array(args.dropFirst(2))))
+        },
+    ])
+
+    static let workflows = ShellContext(name: "wf", summary: "submit, follow, list, locate and cancel workflows", commands: [
+        ShellCommand("submit", "submit FILE [watch] [to=JID]", "check FILE and hand it to an agent; with watch, follow it to the end") { state, args in
+            guard let file = args.first else { throw CLIError("usage: submit FILE [watch] [to=JID]", status: 2) }
+            var watch = false, to: String?
+            for option in args.dropFirst() {
+                if option == "watch" || option == "--watch" { watch = true } else if option.hasPrefix("to=") { to = String(option.dropFirst(3)) } else {
+                    throw CLIError("usage: submit FILE [watch] [to=JID]", status: 2)
+                }
+            }
+            let status = try await state.operations.submit(file: file, to: to, watch: watch)
+            if status != 0 && status != 130 { throw AlreadyReported() }
+        },
+        ShellCommand("list", "list", "workflows the online agents hold: id, name, step, state, holder") { state, args in
+            try ShellCommand.check(args, "list", 0)
+            try await state.operations.list()
+        },
+        ShellCommand("status", "status ID", "who holds a workflow now, and its state (ID may be a prefix)") { state, args in
+            try ShellCommand.check(args, "status ID", 1)
+            try await state.operations.status(args[0])
+        },
+        ShellCommand("trail", "trail ID", "each step: agent, start, end, status, duration, error, log tail") { state, args in
+            try ShellCommand.check(args, "trail ID", 1)
+            try await state.operations.trail(args[0])
+        },
+        ShellCommand("cancel", "cancel ID", "cancel a workflow on the agent holding it") { state, args in
+            try ShellCommand.check(args, "cancel ID", 1)
+            try await state.operations.cancel(args[0])
+        },
+    ])
+
+    /// The container launcher's commands are defined by the launcher agent (`ctr-…` nodes);
+    /// this context only forwards: positional arguments become fields arg1, arg2, …
+    static let containerVerbs: [(String, String)] = [
+        ("upload", "upload a container image or configuration"), ("cfginfo", "show a configuration"),
+        ("launch", "launch a container"), ("list", "list containers"), ("destroy", "destroy a container"),
+        ("destroyall", "destroy every container"), ("logs", "show a container's logs"), ("exec", "run a command in a container"),
+    ]
+
+    static let containers = ShellContext(name: "ctr", summary: "container-launcher commands (ctr-… ad-hoc commands on the agent chosen by use)",
+        commands: [
+            ShellCommand("use", "use [JID]", "choose the container launcher (no JID: show the current one)") { state, args in
+                try ShellCommand.check(args, "use [JID]", 0, 1)
+                if let jid = args.first { state.containerLauncher.withLock { $0 = jid } }
+                print("container launcher: \(state.containerLauncher.value ?? "none (use JID)")")
+            },
+        ] + containerVerbs.map { verb, summary in
+            ShellCommand(verb, "\(verb) [arg ...] [field=value ...]", "\(summary) (runs ctr-\(verb))") { state, args in
+                guard let launcher = state.containerLauncher.value else { throw CLIError("no container launcher chosen: use JID first") }
+                try await CommandRunner(client: state.session.client).run(launcher, node: "ctr-\(verb)", values: try positional(args))
+            }
+        })
+
+    /// `a b k=v` → arg1=a, arg2=b, k=v.
+    static func positional(_ args: [String]) throws -> [String: [String]] {
+        var values: [String: [String]] = [:]
+        var position = 0
+        for arg in args {
+            if let eq = arg.firstIndex(of: "="), eq != arg.startIndex {
+                values[String(arg[..<eq]), default: []].append(String(arg[arg.index(after: eq)...]))
+            } else {
+                position += 1
+                values["arg\(position)"] = [arg]
+            }
+        }
+        return values
+    }
+}
+
+extension ShellCommand {
+    static func check(_ args: [String], _ usage: String, _ min: Int, _ max: Int? = nil) throws {
+        if args.count < min || args.count > (max ?? min) { throw CLIError("usage: \(usage)", status: 2) }
+    }
+}

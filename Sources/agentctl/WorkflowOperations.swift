@@ -1,0 +1,144 @@
+import AgentKernel
+import Foundation
+
+/// What `wf …` does, shared by the `agentctl wf` subcommands and the shell's `wf/` context.
+/// Each prints its result and throws a `CLIError` (one line) when it did not succeed.
+struct WorkflowOperations {
+    let session: Session
+
+    // MARK: submit
+
+    /// Reads and checks a workflow file; a problem is exit status 2 with file:line:column.
+    static func validate(file path: String) throws -> (yaml: String, document: WorkflowDocument) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("cannot read \(path)", status: 2)
+        }
+        do {
+            let document = try WorkflowParser.parse(data: data, source: path)
+            return (String(decoding: data, as: UTF8.self), document)
+        } catch let error as WorkflowError {
+            throw CLIError(Self.pointing(error.description), status: 2)
+        }
+    }
+
+    /// Yams says `FILE: invalid YAML: line 3, column 5: problem`; say `FILE:3:5: …` like the
+    /// parser's own errors, so editors and eyes find the spot the same way.
+    static func pointing(_ message: String) -> String {
+        guard let match = message.firstMatch(of: /^(.*): invalid YAML: line (\d+), column (\d+): (.*)$/) else { return message }
+        return "\(match.1):\(match.2):\(match.3): invalid YAML: \(match.4)"
+    }
+
+    /// Submits FILE; with `watch`, follows it to the end. Returns the exit status (0, or 1 when
+    /// the workflow failed, was cancelled or parked after a failure; 130 when interrupted).
+    func submit(file: String, to chosen: String?, watch: Bool) async throws -> Int32 {
+        let (yaml, document) = try Self.validate(file: file)
+        let agent: String
+        if let chosen {
+            agent = chosen
+        } else {
+            let online = try await session.workflows.onlineAgents()
+            guard let picked = WorkflowClient.pickSubmitter(for: document, among: online) else {
+                throw CLIError("no agent is online to take the workflow (none on \(Agent.agentsNode) answers a ping)")
+            }
+            agent = picked.jid
+        }
+        guard watch else {
+            print(try await session.workflows.submit(yaml: yaml, to: agent))
+            return 0
+        }
+        // Subscribe first: events published while `submit` is answered are then already ours.
+        let listener = try await session.feed.listen()
+        let since = Date()
+        let id: String
+        do {
+            id = try await session.workflows.submit(yaml: yaml, to: agent)
+        } catch {
+            listener.stop()
+            throw error
+        }
+        print("\(document.name) \(id) submitted to \(agent) (\(document.steps.count) steps)")
+        switch await WorkflowWatcher(session: session, workflowID: id, listener: listener, since: since).run() {
+        case .finished(let outcome):
+            return outcome.succeeded ? 0 : 1
+        case .interrupted:
+            print("stopped watching; \(document.name) \(id) goes on (agentctl wf status \(id.prefix(6)))")
+            return 130
+        }
+    }
+
+    // MARK: list, status, trail, cancel
+
+    func list() async throws {
+        let (entries, failures) = try await session.workflows.workflows()
+        for failure in failures { complain("\(failure.agent) did not answer: \(failure.reason)") }
+        var rows: [[String]] = []
+        for (id, group) in Dictionary(grouping: entries, by: \.id).sorted(by: { $0.key < $1.key }) {
+            // The agent that has not handed it on holds it; if every entry is a hand-off, the
+            // last one says where it went.
+            let held = group.filter(\.isHeld).max { $0.stepNumber < $1.stepNumber }
+            let latest = held ?? group.max { $0.stepNumber < $1.stepNumber }!
+            let holder = held?.agent ?? "→ \(latest.target)"
+            rows.append([id, latest.name, latest.step, latest.state, holder])
+        }
+        if rows.isEmpty {
+            print("no workflows on \(failures.isEmpty ? "any online agent" : "the agents that answered")")
+        } else {
+            print(Render.table(["ID", "NAME", "STEP", "STATE", "HOLDER"], rows))
+        }
+    }
+
+    func status(_ query: String) async throws {
+        let located = try await session.workflows.locate(query)
+        for failure in located.failures { complain("\(failure.agent) did not answer: \(failure.reason)") }
+        let document = located.latestDocument
+        var pairs: [(String, String)] = [("workflow", "\(document?.name ?? "?") \(located.id)")]
+        if located.holders.isEmpty {
+            pairs.append(("holder", "none reachable; last handed to \(located.lastHandedTo ?? "?")"))
+        }
+        for holder in located.holders {
+            pairs.append(("holder", holder.agent))
+            pairs.append(("state", holder.state))
+            pairs.append(("step", holder.step))
+        }
+        if let document {
+            pairs.append(("status", document.status.rawValue))
+            if let reason = document.reason { pairs.append(("reason", reason)) }
+            pairs.append(("progress", "\(document.trail.filter { $0.status == "done" }.count) of \(document.steps.count) steps done"))
+            pairs.append(("submitted", "\(Self.clock(document.submitted)) by \(document.submitter)"))
+        }
+        print(Render.pairs(pairs))
+    }
+
+    func trail(_ query: String) async throws {
+        let located = try await session.workflows.locate(query)
+        guard let document = located.latestDocument else { throw CLIError("no agent returned the document of \(located.id)") }
+        print("\(document.name) \(document.id): \(document.status.rawValue)" + (document.reason.map { " (\($0))" } ?? ""))
+        let rows = document.trail.map { entry -> [String] in
+            [entry.step, entry.action, entry.agent, Self.clock(entry.started), entry.finished.map(Self.clock) ?? "-",
+             entry.status + (entry.attempt > 1 ? " (attempt \(entry.attempt))" : ""),
+             entry.finished.map { WorkflowWatcher.seconds($0.timeIntervalSince(entry.started)) } ?? "-", entry.error ?? ""]
+        }
+        print(Render.table(["STEP", "ACTION", "AGENT", "STARTED", "FINISHED", "STATUS", "DURATION", "ERROR"], rows))
+        let pending = document.steps.dropFirst(document.cursor).map(\.id)
+        if !pending.isEmpty, !document.isFinished { print("not yet run: \(pending.joined(separator: ", "))") }
+        for entry in document.trail {
+            guard let tail = entry.logTail?.trimmingCharacters(in: .whitespacesAndNewlines), !tail.isEmpty else { continue }
+            print("log tail of \(entry.step) (attempt \(entry.attempt)):")
+            for line in tail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) { print("  | \(line)") }
+        }
+    }
+
+    func cancel(_ query: String) async throws {
+        let located = try await session.workflows.locate(query)
+        let results = try await session.workflows.cancel(located)
+        for (agent, outcome) in results { print("\(located.id) on \(agent): \(outcome)") }
+        guard results.contains(where: { $0.outcome.hasPrefix("cancel") }) else {
+            throw CLIError("workflow \(located.id) was not cancelled: \(results.map(\.outcome).joined(separator: "; "))")
+        }
+    }
+
+    static func clock(_ date: Date) -> String {
+        let time = Calendar.current.dateComponents([.hour, .minute, .second], from: date)
+        return String(format: "%02d:%02d:%02d", time.hour ?? 0, time.minute ?? 0, time.second ?? 0)
+    }
+}

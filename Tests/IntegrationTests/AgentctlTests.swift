@@ -1,0 +1,263 @@
+import AgentKernel
+import Foundation
+import Testing
+
+/// The agentctl binary, run as a subprocess by the trusted user ops, against agents on a real
+/// Prosody: `wf submit --watch`, `wf status/trail/list/cancel`, and the shell fed a script.
+@Suite(.serialized) final class AgentctlTests {
+    let cluster: TestCluster
+    let dir: URL
+
+    init() async throws {
+        cluster = try await TestCluster()
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("agentctl-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
+    // MARK: - wf submit --watch
+
+    @Test func watchedWorkflowCompletesWithOneLinePerStep() async throws {
+        let a = try await cluster.startAgent("noop-a", modules: ["util", "shell"])
+        let b = try await cluster.startAgent("noop-b", modules: ["util", "shell"])
+        let file = try workflow("three", """
+            workflow: three-noops
+            steps:
+              - { id: first, action: util.noop }
+              - { id: second, action: util.noop }
+              - { id: third, action: util.noop }
+            """)
+        let run = try await agentctl(["wf", "submit", file, "--watch"])
+        #expect(run.status == 0, "\(run)")
+        let stepLines = run.stdout.split(separator: "\n").filter { $0.contains("util.noop on ") && $0.contains(": done") }
+        #expect(stepLines.count == 3, "\(run.stdout)")
+        for step in ["first", "second", "third"] {
+            #expect(stepLines.contains { $0.contains(" \(step) ") }, "no line for \(step): \(run.stdout)")
+        }
+        #expect(run.stdout.contains("three-noops") && run.stdout.contains("completed"), "\(run.stdout)")
+        try await a.stop()
+        try await b.stop()
+    }
+
+    @Test func failingShellStepExitsOneAndNamesTheStep() async throws {
+        let agent = try await cluster.startAgent("shelly", modules: ["util", "shell"])
+        let file = try workflow("failing", """
+            workflow: doomed
+            steps:
+              - { id: prepare, action: util.noop }
+              - { id: boom, action: shell.run, with: { command: "exit 3" } }
+              - { id: never, action: util.noop }
+            """)
+        let run = try await agentctl(["wf", "submit", file, "--watch"])
+        #expect(run.status == 1, "\(run)")
+        #expect(run.stdout.contains("boom") && run.stdout.contains("failed"), "\(run.stdout)")
+        #expect(run.stdout.contains("status 3"), "\(run.stdout)")
+        #expect(!run.stdout.contains("never shell.run") && !run.stdout.contains(" never util.noop on"), "\(run.stdout)")
+        try await agent.stop()
+    }
+
+    // MARK: - wf status, trail, list, cancel
+
+    @Test func statusTrailAndListOfAFinishedWorkflow() async throws {
+        let a = try await cluster.startAgent("trail-a", modules: ["util", "shell"])
+        let b = try await cluster.startAgent("trail-b", modules: ["util", "shell"])
+        let file = try workflow("traced", """
+            workflow: traced
+            steps:
+              - { id: one, action: util.noop }
+              - { id: two, action: shell.run, with: { command: "echo hello-from-two" } }
+              - { id: three, action: util.noop }
+            """)
+        let submitted = try await agentctl(["wf", "submit", file, "--watch"])
+        #expect(submitted.status == 0, "\(submitted)")
+        let id = try #require(submitted.stdout.firstMatch(of: /traced ([0-9a-f]{12}) submitted/)?.1).description
+        let prefix = String(id.prefix(6))
+
+        let status = try await agentctl(["wf", "status", prefix])
+        #expect(status.status == 0, "\(status)")
+        #expect(status.stdout.contains(id) && status.stdout.contains("completed"), "\(status.stdout)")
+        #expect(status.stdout.contains("holder") && status.stdout.contains("finished"), "\(status.stdout)")
+        #expect(status.stdout.contains("3 of 3 steps done"), "\(status.stdout)")
+
+        let trail = try await agentctl(["wf", "trail", prefix])
+        #expect(trail.status == 0, "\(trail)")
+        for step in ["one", "two", "three"] {
+            #expect(trail.stdout.split(separator: "\n").contains { $0.hasPrefix(step + " ") && $0.contains("done") }, "\(trail.stdout)")
+        }
+        #expect(trail.stdout.contains("hello-from-two"), "the log tail of step two: \(trail.stdout)")
+
+        let list = try await agentctl(["wf", "list"])
+        #expect(list.status == 0, "\(list)")
+        #expect(list.stdout.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("traced") && $0.contains("finished") }, "\(list.stdout)")
+
+        let missing = try await agentctl(["wf", "status", "ffffffff"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no agent holds workflow ffffffff"), "\(missing)")
+        try await a.stop()
+        try await b.stop()
+    }
+
+    @Test func cancelStopsARunningWorkflow() async throws {
+        let agent = try await cluster.startAgent("canceller", modules: ["util", "shell"])
+        let file = try workflow("slow", """
+            workflow: slow
+            steps:
+              - { id: nap, action: shell.run, with: { command: "sleep 20" } }
+              - { id: after, action: util.noop }
+            """)
+        let submitted = try await agentctl(["wf", "submit", file])
+        #expect(submitted.status == 0, "\(submitted)")
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 12, "\(submitted)")
+        // Wait for the step to be running, so the cancel interrupts it.
+        for _ in 0..<50 {
+            if try await agentctl(["wf", "status", id]).stdout.contains("running") { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let cancel = try await agentctl(["wf", "cancel", id])
+        #expect(cancel.status == 0, "\(cancel)")
+        #expect(cancel.stdout.contains("cancel"), "\(cancel)")
+        var final = ""
+        for _ in 0..<50 {
+            final = try await agentctl(["wf", "status", id]).stdout
+            if final.contains("cancelled") { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(final.contains("cancelled"), "\(final)")
+        let again = try await agentctl(["wf", "cancel", id])
+        #expect(again.status != 0, "cancelling a finished workflow is refused: \(again)")
+        try await agent.stop()
+    }
+
+    @Test func malformedYAMLIsExitTwoWithLineAndColumn() async throws {
+        let file = try workflow("broken", """
+            workflow: broken
+            steps:
+              - { id: a, action: util.noop
+              - { id: b, action: util.noop }
+            """)
+        let run = try await agentctl(["wf", "submit", file, "--watch"])
+        #expect(run.status == 2, "\(run)")
+        #expect(run.stderr.contains(file), "\(run.stderr)")
+        #expect(run.stderr.contains(#/broken\.yaml:\d+:\d+: /#), "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1, "one line: \(run.stderr)")
+
+        let unknownKey = try workflow("typo", """
+            workflow: typo
+            steps:
+              - { id: a, acton: util.noop }
+            """)
+        let typo = try await agentctl(["wf", "submit", unknownKey])
+        #expect(typo.status == 2)
+        #expect(typo.stderr.contains("typo.yaml:3:") && typo.stderr.contains("acton"), "\(typo.stderr)")
+    }
+
+    // MARK: - The shell
+
+    @Test func shellFedAScript() async throws {
+        let agent = try await cluster.startAgent("shell-host", modules: ["util", "shell"])
+        let good = try await agentctl([], stdin: """
+            cd wf
+            ?
+            list
+            cd /
+            xmpp agents
+            help status
+            exit
+            """)
+        #expect(good.status == 0, "\(good)")
+        #expect(!good.stdout.contains("baton:/"), "no prompt when stdin is not a terminal: \(good.stdout)")
+        #expect(good.stdout.contains("submit FILE") && good.stdout.contains("trail ID"), "wf's commands listed: \(good.stdout)")
+        #expect(good.stdout.contains("shell-host@baton.test/agent"), "xmpp agents: \(good.stdout)")
+        #expect(good.stdout.contains("usage: status ID"), "\(good.stdout)")
+        #expect(good.stderr.isEmpty, "\(good.stderr)")
+
+        let file = try workflow("from-shell", """
+            workflow: from-shell
+            steps:
+              - { id: only, action: util.noop }
+            """)
+        let bad = try await agentctl([], stdin: """
+            wf
+            frobnicate now
+            submit \(file) watch
+            status
+            ctr
+            list
+            """)
+        #expect(bad.status == 1, "\(bad)")
+        #expect(bad.stderr.contains("line 2: unknown command 'frobnicate' in wf/"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("line 4: usage: status ID"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("line 6: no container launcher chosen"), "\(bad.stderr)")
+        #expect(bad.stdout.contains("from-shell") && bad.stdout.contains("completed"), "the shell went on after the error: \(bad.stdout)")
+        try await agent.stop()
+    }
+
+    // MARK: - Helpers
+
+    func workflow(_ name: String, _ text: String) throws -> String {
+        let path = dir.appendingPathComponent("\(name).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    struct Run: CustomStringConvertible {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+    }
+
+    /// Runs agentctl as ops; waits off the cooperative pool (the agents under test share it).
+    func agentctl(_ arguments: [String], stdin: String? = nil, timeout: Double = 60) async throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Products.path("agentctl"))
+        process.arguments = arguments
+        process.environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "HOME": dir.path,
+            "BATON_JID": "ops@\(cluster.server.domain)",
+            "BATON_PASSWORD": "pw-ops",
+            "BATON_SERVER": "\(cluster.server.host):\(cluster.server.port)",
+            "BATON_TLS": "trust-any",
+        ]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        let exited = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in exited.continuation.yield(); exited.continuation.finish() }
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(Data((stdin + "\n").utf8))
+            try input.fileHandleForWriting.close()
+        }
+        let stdoutData = Self.readAll(out.fileHandleForReading)
+        let stderrData = Self.readAll(err.fileHandleForReading)
+        let killer = Task {
+            try await Task.sleep(for: .seconds(timeout))
+            process.terminate()
+        }
+        for await _ in exited.stream {}
+        killer.cancel()
+        return Run(status: process.terminationStatus, stdout: String(decoding: await stdoutData.value, as: UTF8.self),
+                   stderr: String(decoding: await stderrData.value, as: UTF8.self))
+    }
+
+    /// Reads a pipe to its end on a thread of its own.
+    static func readAll(_ handle: FileHandle) -> Task<Data, Never> {
+        let (stream, continuation) = AsyncStream<Data>.makeStream()
+        Thread.detachNewThread {
+            continuation.yield(handle.readDataToEndOfFile())
+            continuation.finish()
+        }
+        return Task {
+            var data = Data()
+            for await chunk in stream { data.append(chunk) }
+            return data
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import LauncherEngine
+
+/// Failures that need the engine (images, runtime); each must leave no
+/// instance, mount or directory behind.
+@Suite(.serialized) struct BadInputTests {
+    func expectNothingLeft(_ engine: Launcher, _ state: String) async {
+        #expect(await engine.list().isEmpty)
+        #expect(procMounts(under: state).isEmpty)
+        #expect(instanceDirs(state).isEmpty)
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "\(state)/runc")) ?? []).isEmpty)
+    }
+
+    func launchError(_ engine: Launcher, _ cfg: Data, minor: String) async throws -> LauncherError? {
+        try await engine.upload(cfg, format: .json)
+        do { _ = try await engine.launch(name: "bad", major: "1", minor: minor); return nil } catch let e as LauncherError { return e }
+    }
+
+    @Test func launchFailuresCleanUp() async throws {
+        try await withEngine { engine, state in
+            let missing = try await launchError(engine, configJSON(name: "bad", minor: "1", base: "nope.tar.gz"), minor: "1")
+            #expect(missing == .imageNotFound(Fixtures.shared.imageDir + "/nope.tar.gz"))
+            await expectNothingLeft(engine, state)
+
+            let corrupt = try await launchError(engine, configJSON(name: "bad", minor: "2", base: "corrupt.tar.gz"), minor: "2")
+            guard case .corruptImage(let path, _)? = corrupt else { Issue.record("got \(String(describing: corrupt))"); return }
+            #expect(path.hasSuffix("corrupt.tar.gz"))
+            // No half-unpacked layer may survive.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(state)/layers").isEmpty)
+            await expectNothingLeft(engine, state)
+
+            let noScript = try await launchError(engine, configJSON(name: "bad", minor: "3", script: "/absent.sh"), minor: "3")
+            #expect(noScript == .startupScriptMissing("/absent.sh"))
+            await expectNothingLeft(engine, state)
+
+            let quits = try await launchError(engine, configJSON(name: "bad", minor: "4", script: "/exit-at-once.sh"), minor: "4")
+            guard case .startupExited(_, _, let log)? = quits else { Issue.record("got \(String(describing: quits))"); return }
+            #expect(log.contains("bye"))
+            await expectNothingLeft(engine, state)
+
+            let owner = try await launchError(engine, configJSON(name: "bad", minor: "5", owner: "mallory"), minor: "5")
+            #expect(owner == .unknownOwner("mallory"))
+            await expectNothingLeft(engine, state)
+
+            let missingMountSrc = try await launchError(engine, configJSON(name: "bad", minor: "6", mounts: ["absent.tar /x READ"]), minor: "6")
+            #expect(missingMountSrc == .imageNotFound(Fixtures.shared.imageDir + "/absent.tar"))
+            await expectNothingLeft(engine, state)
+        }
+    }
+
+    @Test func unknownNamesAndDuplicates() async throws {
+        try await withEngine { engine, state in
+            await #expect(throws: LauncherError.unknownInstance("ghost")) { try await engine.destroy("ghost") }
+            await #expect(throws: LauncherError.unknownInstance("ghost")) { try await engine.logs("ghost") }
+            await #expect(throws: LauncherError.unknownInstance("ghost")) { _ = try await engine.exec("ghost", ["true"]) }
+            await #expect(throws: LauncherError.unknownConfig("web 9.99")) { _ = try await engine.launch(name: "web", major: "9", minor: "99") }
+            try await engine.upload(configJSON(), format: .json)
+            try await engine.upload(configJSON(), format: .json) // identical: fine
+            let yaml = "name: web\nmajor: 1\nminor: 01\nbase_image: basefs.tar.gz\nstartup_script: /start.sh\nmounts: []\n"
+            try await engine.upload(Data(yaml.utf8), format: .yaml) // same content in YAML: fine
+            await #expect(throws: LauncherError.duplicateConfig("web 1.01")) {
+                try await engine.upload(configJSON(script: "/other.sh"), format: .json)
+            }
+            #expect(await engine.configs().count == 1)
+            #expect(try await engine.destroyAll() == "Success")
+        }
+    }
+
+    @Test func runOnceCollectsAndCleansUp() async throws {
+        try await withEngine { engine, state in
+            let r = try await engine.runOnce(image: .path("basefs.tar.gz"),
+                                             command: ["sh", "-c", "echo hello $GREETING; echo data > /out.txt; exit 3"],
+                                             env: ["GREETING": "world"], timeout: 30, collect: ["/out.txt", "/missing"])
+            #expect(r.exitStatus == 3)
+            #expect(r.output.contains("hello world"))
+            #expect(r.files["/out.txt"] == Data("data\n".utf8))
+            #expect(r.files["/missing"] == nil)
+            #expect(!r.timedOut)
+            await expectNothingLeft(engine, state)
+
+            // A directory root fs works too (used in place, not copied).
+            let d = try await engine.runOnce(image: .path(Fixtures.shared.imageDir + "/basedir"), command: ["hostname"])
+            #expect(d.exitStatus == 0 && d.output.hasPrefix("run-"))
+
+            let start = Date()
+            let t = try await engine.runOnce(image: .path("basefs.tar.gz"), command: ["sleep", "100"], timeout: 1)
+            #expect(t.timedOut)
+            #expect(Date().timeIntervalSince(start) < 20)
+            await expectNothingLeft(engine, state)
+        }
+    }
+
+    @Test func limitsReachTheCgroup() async throws {
+        try await withEngine { engine, state in
+            try await engine.upload(configJSON(name: "lim", limits: "{\"memory\": \"64M\", \"pids\": 50, \"cpu\": 0.5}"), format: .json)
+            let r = try await engine.launch(name: "lim", major: "1", minor: "01")
+            let pidsFile = "/sys/fs/cgroup/pids/baton-launcher/\(r.instance)/pids.max"
+            if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids") {
+                #expect(r.warnings.isEmpty)
+                #expect((try? String(contentsOfFile: pidsFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "50")
+                let mem = try? String(contentsOfFile: "/sys/fs/cgroup/memory/baton-launcher/\(r.instance)/memory.limit_in_bytes", encoding: .utf8)
+                #expect(mem?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(64 << 20)")
+            } else {
+                #expect(!r.warnings.isEmpty)
+            }
+            try await engine.destroy(r.instance)
+            #expect(!FileManager.default.fileExists(atPath: pidsFile))
+        }
+    }
+}
