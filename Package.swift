@@ -47,7 +47,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "agentctl", dependencies: [
-            "AgentKernel", "Agents",
+            "AgentKernel", "Agents", "ApplianceEngine",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

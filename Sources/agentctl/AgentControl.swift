@@ -7,7 +7,7 @@ struct AgentControl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentctl",
         abstract: "Drive Baton agents over XMPP.",
-        subcommands: [Agents.self, Ping.self, Commands.self, Run.self, Directory.self, Workflow.self, Shell.self],
+        subcommands: [Agents.self, Ping.self, Commands.self, Run.self, Directory.self, Workflow.self, Release.self, Shell.self],
         defaultSubcommand: Shell.self)
 
     static func main() async {

@@ -25,23 +25,25 @@ import Testing
             .write(to: recipes.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
     }
 
-    func lifecycleAgent(_ module: String) async throws -> RunningAgent {
+    func lifecycleAgent(_ module: String, extra: [String] = []) async throws -> RunningAgent {
         try await cluster.account(module)
-        var settings = cluster.settings(module, modules: [module], trusted: ["*@baton.test"])
+        var settings = cluster.settings(module, modules: [module] + extra, trusted: ["*@baton.test"])
         settings.moduleSettings["lifecycle"] = """
             root: \(Self.sharedRoot)
             recipes: \(recipes.path)
             signing_key: \(cluster.server.dir.path)/keys/release.ed25519
             """
-        return try await RunningAgent(try Agent(settings: settings, modules: [try ModuleCatalog.make(module, settings: settings)]))
+        return try await RunningAgent(try Agent(settings: settings, modules: try settings.modules.map { try ModuleCatalog.make($0, settings: settings) }))
     }
 
     @Test func microApplianceToVerifiedReleaseAndFailingTestStopsIt() async throws {
         var agents: [RunningAgent] = []
-        for module in ["configuration", "repository", "build", "test", "release"] { agents.append(try await lifecycleAgent(module)) }
+        for module in ["configuration", "repository", "build", "test", "release"] {
+            agents.append(try await lifecycleAgent(module, extra: module == "test" ? ["launcher"] : []))
+        }
         let config = agents[0].agent, release = agents[4].agent
         let all: @Sendable ([AgentDirectory.Peer]) -> Bool = { peers in
-            ["config.resolve", "repo.snapshot", "build.image", "test.vm", "release.publish"].allSatisfy { action in
+            ["config.resolve", "repo.snapshot", "build.image", "test.container", "test.vm", "release.publish"].allSatisfy { action in
                 peers.contains { $0.online && $0.description.actions.contains(action) } }
         }
         #expect(await config.directory.wait(timeout: 15, until: all))
@@ -62,6 +64,7 @@ import Testing
               - { id: configure, action: config.resolve, with: { recipe: micro } }
               - { id: packages, action: repo.snapshot }
               - { id: image, action: build.image }
+              - { id: smoke, action: test.container }
               - { id: boot, action: test.vm, with: { max_lifetime: 120 } }
               - { id: publish, action: release.publish, with: { channel: \(channel) } }
             """
@@ -70,16 +73,37 @@ import Testing
         #expect(try await eventually(600) { try finished(release, id) != nil })
         let done = try #require(try finished(release, id))
         #expect(done.status == .completed, "\(done.reason ?? "")")
-        #expect(done.trail.map(\.step) == ["configure", "packages", "image", "boot", "publish"])
+        #expect(done.trail.map(\.step) == ["configure", "packages", "image", "smoke", "boot", "publish"])
         #expect(Set(done.trail.map(\.agent)).count == 5)
         let releaseDir = try #require(done.context["publish"]?["release_dir"]?.string)
         // The signature and sums verify with the published key; a changed byte is caught.
         let publisher = ReleasePublisher(root: URL(fileURLWithPath: Self.sharedRoot + "/releases"),
                                          keyPath: cluster.server.dir.appendingPathComponent("keys/release.ed25519"))
         try publisher.verify(URL(fileURLWithPath: releaseDir))
+        // agentctl release verify, pinned to the publisher's key: OK, then loud failure on a change.
+        let keyFile = cluster.server.dir.appendingPathComponent("keys/release.ed25519.pub").path
+        func verify() throws -> (Int32, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Products.path("agentctl"))
+            process.arguments = ["release", "verify", releaseDir, "--public-key", keyFile]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, out)
+        }
+        let (okStatus, okText) = try verify()
+        #expect(okStatus == 0, "\(okText)")
         let manifest = try String(contentsOfFile: releaseDir + "/manifest.json", encoding: .utf8)
         #expect(manifest.contains(id) && manifest.contains("build@baton.test/agent"))
         #expect(await eventually(10) { chat.value.contains { $0.contains("[micro-appliance") && $0.contains("completed") } })
+        let tampered = releaseDir + "/copy-of-manifest"
+        try FileManager.default.copyItem(atPath: releaseDir + "/manifest.json", toPath: tampered)
+        let (badStatus, badText) = try verify()
+        #expect(badStatus != 0 && badText.contains("VERIFICATION FAILED") && badText.contains("copy-of-manifest"), "\(badText)")
+        try FileManager.default.removeItem(atPath: tampered)
         #expect(done.context["boot"]?["accelerator"]?.string != nil)
 
         // A failing VM check ends the workflow at `boot`: no release, and the submitter is told why.

@@ -79,7 +79,7 @@ final class RunningAgent: Sendable {
         let (online, signal) = AsyncStream.makeStream(of: Void.self)
         task = Task { try await agent.run(onOnline: { signal.yield() }) }
         let deadline = Task {
-            try await Task.sleep(for: .seconds(15))
+            try await Task.sleep(for: .seconds(30))
             signal.finish()
         }
         var iterator = online.makeAsyncIterator()
@@ -87,7 +87,7 @@ final class RunningAgent: Sendable {
         deadline.cancel()
         if !cameOnline {
             task.cancel()
-            throw CLIFailure("agent \(agent.settings.name) did not come online within 15 s")
+            throw CLIFailure("agent \(agent.settings.name) did not come online within 30 s")
         }
     }
 

@@ -199,6 +199,19 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await agent.stop()
     }
 
+    @Test func timeLimitEndsAWorkflowWhoseStepRunsTooLong() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let agent = try await cluster.startAgent("slow", steps: [CountingStep(name: "slow", action: "t.slow", counter: counter, delay: .seconds(30))])
+        var plan = WorkflowDocument(name: "hurry", steps: [.init(id: "wait", action: "t.slow")])
+        plan.timeLimit = 1
+        let document = try agent.agent.engine.submit(plan, by: "ops@baton.test/t")
+        #expect(try await eventually(15) { try finished(agent.agent, document.id) != nil })
+        let done = try #require(try finished(agent.agent, document.id))
+        #expect(done.status == .failed)
+        #expect(done.reason == "time limit of 1 s exceeded during step wait")
+        try await agent.stop()
+    }
+
     @Test func submitCommandAcceptsYAMLAndReportsErrorsPrecisely() async throws {
         let counter = Locked<[String: Int]>([:])
         let agent = try await cluster.startAgent("front", steps: [CountingStep(name: "front", action: "t.front", counter: counter)])

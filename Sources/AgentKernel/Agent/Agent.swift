@@ -206,7 +206,10 @@ public final class Agent: Sendable {
                     if let description = AgentDescription(jid: id, element: payload) { await learn(description) }
                 }
                 for id in event.retracted { await directory.remove(id) }
-            } else if let body = stanza.child("body")?.text, let from = stanza.from, stanza.type != "error" {
+            } else if let body = stanza.child("body")?.text, let from = stanza.from, stanza.type != "error",
+                      await directory.peer(from) == nil, JID(from)?.bare != JID(jid)?.bare {
+                // Chat from other agents (event lines) is never answered: two agents must not
+                // talk to each other forever.
                 let answer = await ChatCommands.answer(body, from: from, agent: self)
                 connection.send(Stanza.message(to: from, body: answer))
             }

@@ -14,7 +14,11 @@ public struct DirectoryAdmin: Sendable {
 
     /// Creates the nodes (readable by everyone, published to by enrolled agents); idempotent.
     public func prepare() async throws {
-        for node in Self.nodes { try await pubsub.createNode(node) }
+        for node in Self.nodes {
+            // Events are a live feed: stored items would only make every publish slower (Prosody
+            // rewrites a node's stored item list on each publish), so keep none.
+            try await pubsub.createNode(node, keepItems: node != "baton/events")
+        }
     }
 
     /// Grants `publisher` on every Baton node to each bare JID in `jids`.

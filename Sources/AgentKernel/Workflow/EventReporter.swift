@@ -6,29 +6,36 @@ import Logging
 struct EventReporter: Sendable {
     static let node = "baton/events"
     let connection: XMPPConnection
-    let service: String
     let logger: Logger
+    /// Events are published one after another, in the order they happened.
+    private let queue: AsyncStream<XMLElement>.Continuation
 
     init(connection: XMPPConnection, service: String, logger: Logger) {
         self.connection = connection
-        self.service = service
         self.logger = logger
+        let (stream, queue) = AsyncStream.makeStream(of: XMLElement.self, bufferingPolicy: .bufferingNewest(1000))
+        self.queue = queue
+        let pubsub = PubSubClient(connection: connection, service: service)
+        Task {
+            for await element in stream {
+                do {
+                    try await pubsub.publish(node: Self.node, id: "\(element["workflow"] ?? "wf")-\(UUID().uuidString.prefix(8))", payload: element)
+                } catch {
+                    logger.debug("event not published: \(error)")
+                }
+            }
+        }
     }
 
     func report(_ event: WorkflowEvent, to document: WorkflowDocument, chat: Bool = true) {
         logger.info("\(event.line)")
-        let pubsub = PubSubClient(connection: connection, service: service)
-        let logger = self.logger
-        Task {
-            do {
-                try await pubsub.publish(node: Self.node, id: "\(event.workflow)-\(UUID().uuidString.prefix(8))", payload: event.element)
-            } catch {
-                logger.debug("event not published: \(error)")
-            }
-        }
+        queue.yield(event.element)
         guard chat else { return }
         var recipients = Set(document.notify)
-        if JID(document.submitter)?.local != nil { recipients.insert(document.submitter) }
+        // Spool submissions carry "spool AGENT" as submitter: no one to chat with.
+        if JID(document.submitter)?.local != nil, !document.submitter.contains(" ") { recipients.insert(document.submitter) }
         for jid in recipients.sorted() { connection.send(Stanza.message(to: jid, body: event.line)) }
     }
+
+    func finish() { queue.finish() }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-/// The agent's durable memory (SQLite through GRDB, WAL, synchronous=FULL): every workflow it
+/// The agent's durable memory (SQLite through GRDB, WAL): every workflow it
 /// holds, where each stands, and so which hand-offs it must still make after a crash.
 ///
 /// One row per (workflow, seq), seq being the index of the step the holder is to run:
@@ -60,7 +60,7 @@ public final class Journal: Sendable {
     /// duplicate. The write is synced before this returns: only then may the sender be told yes.
     public func accept(_ document: WorkflowDocument, seq: Int, state: State = .accepted) throws -> Bool {
         let json = try document.json()
-        return try db.write { db in
+        return try durably { db in
             try db.execute(sql: "INSERT OR IGNORE INTO custody (workflow, seq, document, state, updated) VALUES (?, ?, ?, ?, ?)",
                            arguments: [document.id, seq, json, state, Date().timeIntervalSince1970])
             return db.changesCount > 0
@@ -70,7 +70,7 @@ public final class Journal: Sendable {
     /// Records a new state (and document) for an entry.
     public func update(_ document: WorkflowDocument, seq: Int, state: State, target: String? = nil) throws {
         let json = try document.json()
-        try db.write { db in
+        try promptly { db in
             try db.execute(sql: "UPDATE custody SET document = ?, state = ?, target = ?, updated = ? WHERE workflow = ? AND seq = ?",
                            arguments: [json, state, target, Date().timeIntervalSince1970, document.id, seq])
         }
@@ -81,11 +81,40 @@ public final class Journal: Sendable {
     public func handToSelf(_ document: WorkflowDocument, from seq: Int) throws {
         let json = try document.json()
         let now = Date().timeIntervalSince1970
-        try db.write { db in
+        try durably { db in
             try db.execute(sql: "UPDATE custody SET document = ?, state = 'handed', target = 'self', updated = ? WHERE workflow = ? AND seq = ?",
                            arguments: [json, now, document.id, seq])
             try db.execute(sql: "INSERT OR IGNORE INTO custody (workflow, seq, document, state, updated) VALUES (?, ?, ?, 'accepted', ?)",
                            arguments: [document.id, document.cursor, json, now])
+        }
+    }
+
+    /// A transaction synced to disk before it returns (`synchronous=FULL`): used where another
+    /// agent is told "stored" — taking custody — so a power cut cannot undo the promise.
+    private func durably<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            var result: T?
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
+    /// A transaction that survives a crash of the agent (WAL, `synchronous=NORMAL`) but may be
+    /// lost with the machine's power: state changes after custody. Losing one only repeats work
+    /// (a step reruns, a hand-off is resent and deduplicated) — exactly what a crash does anyway.
+    private func promptly<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            var result: T?
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+            return result!
         }
     }
 

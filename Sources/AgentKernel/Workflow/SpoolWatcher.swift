@@ -66,7 +66,7 @@ final class SpoolWatcher: Sendable {
             let document = try WorkflowParser.parse(data: data, source: original)
             // The id derives from the claim, so finishing a claim after a crash cannot submit twice.
             let id = String(WorkflowDirectoryHash.hex(of: claimed.lastPathComponent).prefix(12))
-            let submitted = try engine.submit(document, by: submitter(), id: id)
+            let submitted = try engine.submit(document, by: "spool \(submitter())", id: id)
             try FileManager.default.moveItem(at: claimed, to: accepted.appendingPathComponent("\(submitted.id)-\(original)"))
             logger.info("spool: \(original) accepted as workflow \(submitted.id)")
         } catch {

@@ -153,6 +153,10 @@ public final class WorkflowEngine: Sendable {
             try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
             return
         }
+        if let deadline = document.deadline, deadline <= Date() {
+            try finish(entry, status: .failed, reason: "time limit of \(Int(document.timeLimit ?? 0)) s exceeded before step \(step.id)")
+            return
+        }
         let attempt = (document.attempts[step.id] ?? 0) + 1
         document.attempts[step.id] = attempt
         try journal.update(document, seq: entry.seq, state: .running)
@@ -170,7 +174,17 @@ public final class WorkflowEngine: Sendable {
         let started = Date()
         let task = Task { try await runner.run(invocation) }
         scheduling.withLock { $0.running[key(document.id, entry.seq)] = task }
+        // The workflow's time limit also bounds the step: past it, the step is cancelled.
+        let overtime = Locked(false)
+        let limitWatch = document.deadline.map { deadline in
+            Task {
+                try await Task.sleep(for: .milliseconds(max(0, Int(deadline.timeIntervalSinceNow * 1000))))
+                overtime.withLock { $0 = true }
+                task.cancel()
+            }
+        }
         let result = await task.result
+        limitWatch?.cancel()
         scheduling.withLock { _ = $0.running.removeValue(forKey: key(document.id, entry.seq)) }
         let elapsed = Date().timeIntervalSince(started)
         var trail = WorkflowDocument.TrailEntry(step: step.id, action: step.action, agent: me(), attempt: attempt, started: started,
@@ -202,6 +216,11 @@ public final class WorkflowEngine: Sendable {
             if cancelled {
                 try finish(Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date()),
                            status: .cancelled, reason: "cancelled while \(step.id) was running")
+                return
+            }
+            if overtime.value {
+                try finish(Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date()),
+                           status: .failed, reason: "time limit of \(Int(document.timeLimit ?? 0)) s exceeded during step \(step.id)")
                 return
             }
             events.report(WorkflowEvent(.failed, document: document, agent: me(), step: step, elapsed: elapsed, message: "\(error)"), to: document)

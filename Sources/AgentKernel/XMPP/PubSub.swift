@@ -33,11 +33,11 @@ public struct PubSubClient: Sendable {
 
     /// Creates a node anyone may read and subscribe to, published to by its publishers, keeping
     /// every item; a node that already exists is fine. Needs owner rights on the service.
-    public func createNode(_ node: String) async throws {
+    public func createNode(_ node: String, keepItems: Bool = true) async throws {
         let config = DataForm(.submit, fields: [
             .init("FORM_TYPE", type: .hidden, values: ["http://jabber.org/protocol/pubsub#node_config"]),
-            .init("pubsub#max_items", values: ["max"]),
-            .init("pubsub#persist_items", values: ["true"]),
+            .init("pubsub#max_items", values: [keepItems ? "max" : "1"]),
+            .init("pubsub#persist_items", values: [keepItems ? "true" : "false"]),
             .init("pubsub#notify_retract", values: ["true"]),
             .init("pubsub#publish_model", values: ["publishers"]),
             .init("pubsub#access_model", values: ["open"]),

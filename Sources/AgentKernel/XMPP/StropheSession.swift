@@ -277,6 +277,12 @@ final class StropheSession: @unchecked Sendable {
 
     private func received(_ stanza: XMLElement) {
         stanzasThisTurn += 1
+        if stanza.name == "iq", stanza.type == "get", let ping = stanza.firstChild, ping.name == "ping", ping.xmlns == NS.ping {
+            // XEP-0199 is answered here on the I/O thread: liveness must not queue behind busy
+            // work, and it spares every ping two thread hops.
+            transmit(Stanza.iq(.result, to: stanza.from, id: stanza.id))
+            return
+        }
         if stanza.name == "iq", let type = stanza.type, type == "result" || type == "error",
            let id = stanza.id, let (continuation, _, _) = pending.removeValue(forKey: id) {
             if type == "error" {

@@ -16,6 +16,24 @@ public struct ProcessRunner: Sendable {
 
     public init() {}
 
+    /// SIGKILLs `pid` and every descendant (children keep the output pipe open otherwise, and
+    /// a cancelled or timed-out step must not leave work running).
+    public static func killTree(_ pid: Int32) {
+        var children: [Int32: [Int32]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { children[parent, default: []].append(child) }
+        }
+        var queue = [pid], all: [Int32] = []
+        while let next = queue.popLast() {
+            all.append(next)
+            queue += children[next] ?? []
+        }
+        for victim in all { kill(victim, SIGKILL) }
+    }
+
     static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     public func run(_ argv: [String], environment: [String: String]? = nil, directory: URL? = nil,
@@ -56,12 +74,12 @@ public struct ProcessRunner: Sendable {
         let watchdog = Task {
             try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
             timedOut.withLock { $0 = true }
-            kill(pid, SIGKILL)
+            Self.killTree(pid)
         }
         await withTaskCancellationHandler {
             for await _ in exited.stream {}
         } onCancel: {
-            kill(pid, SIGKILL)
+            Self.killTree(pid)
         }
         watchdog.cancel()
         process.waitUntilExit()

@@ -186,9 +186,13 @@ public final class LauncherModule: StepRunner {
     /// Launcher errors become precise IQ errors: unknown things are item-not-found, the rest bad-request.
     func mapErrors<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         do { return try await body() } catch let error as LauncherError {
-            let text = error.description
-            if text.contains("unknown") || text.contains("no such") { throw StanzaError(.itemNotFound, text) }
-            throw StanzaError(.badRequest, text)
+            switch error {
+            case .unknownConfig, .unknownInstance, .imageNotFound: throw StanzaError(.itemNotFound, error.description)
+            case .duplicateConfig: throw StanzaError(.conflict, error.description)
+            case .mountFailed, .runtimeUnavailable, .runtimeFailed, .timedOut, .ioFailure:
+                throw StanzaError(.internalServerError, error.description)
+            default: throw StanzaError(.badRequest, error.description)
+            }
         }
     }
 

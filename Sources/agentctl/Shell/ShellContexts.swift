@@ -65,12 +65,18 @@ enum ShellContexts {
         },
     ])
 
-    /// The container launcher's commands are defined by the launcher agent (`ctr-…` nodes);
-    /// this context only forwards: positional arguments become fields arg1, arg2, …
-    static let containerVerbs: [(String, String)] = [
-        ("upload", "upload a container image or configuration"), ("cfginfo", "show a configuration"),
-        ("launch", "launch a container"), ("list", "list containers"), ("destroy", "destroy a container"),
-        ("destroyall", "destroy every container"), ("logs", "show a container's logs"), ("exec", "run a command in a container"),
+    /// The container launcher's commands, as the launcher module defines them (`ctr-…` nodes):
+    /// verb, usage, the form fields positional arguments fill (the last one takes the rest).
+    static let containerVerbs: [(verb: String, usage: String, summary: String, fields: [String])] = [
+        ("upload", "upload FILE", "register a container config from a local JSON or YAML file", ["config"]),
+        ("cfginfo", "cfginfo", "the registered configs, one per line", []),
+        ("launch", "launch NAME MAJOR MINOR", "launch an instance; prints its name", ["name", "major", "minor"]),
+        ("list", "list", "running instances with config, pid, uptime", []),
+        ("destroy", "destroy INSTANCE", "kill an instance and remove its layers and mounts", ["instance"]),
+        ("destroyall", "destroyall", "destroy every instance (prints Success)", []),
+        ("logs", "logs INSTANCE", "an instance's console output", ["instance"]),
+        ("exec", "exec INSTANCE CMD...", "run a command inside an instance", ["instance", "command"]),
+        ("status", "status", "the launcher's runtime (runc/crun) and directories", []),
     ]
 
     static let containers = ShellContext(name: "ctr", summary: "container-launcher commands (ctr-… ad-hoc commands on the agent chosen by use)",
@@ -80,25 +86,37 @@ enum ShellContexts {
                 if let jid = args.first { state.containerLauncher.withLock { $0 = jid } }
                 print("container launcher: \(state.containerLauncher.value ?? "none (use JID)")")
             },
-        ] + containerVerbs.map { verb, summary in
-            ShellCommand(verb, "\(verb) [arg ...] [field=value ...]", "\(summary) (runs ctr-\(verb))") { state, args in
+        ] + containerVerbs.map { entry in
+            ShellCommand(entry.verb, entry.usage, "\(entry.summary) (runs ctr-\(entry.verb))") { state, args in
                 guard let launcher = state.containerLauncher.value else { throw CLIError("no container launcher chosen: use JID first") }
-                try await CommandRunner(client: state.session.client).run(launcher, node: "ctr-\(verb)", values: try positional(args))
+                var values = try fields(args, entry.fields, usage: entry.usage)
+                if entry.verb == "upload", let file = values["config"]?.first {
+                    guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read \(file)") }
+                    values["config"] = [text]
+                    values["format"] = [file.hasSuffix(".yaml") || file.hasSuffix(".yml") ? "yaml" : "json"]
+                }
+                try await CommandRunner(client: state.session.client).run(launcher, node: "ctr-\(entry.verb)", values: values)
             }
         })
 
-    /// `a b k=v` → arg1=a, arg2=b, k=v.
-    static func positional(_ args: [String]) throws -> [String: [String]] {
+    /// Positional arguments onto `names` in order (the last name takes the rest); `k=v` as given.
+    static func fields(_ args: [String], _ names: [String], usage: String) throws -> [String: [String]] {
         var values: [String: [String]] = [:]
-        var position = 0
+        var positional: [String] = []
         for arg in args {
-            if let eq = arg.firstIndex(of: "="), eq != arg.startIndex {
+            if let eq = arg.firstIndex(of: "="), eq != arg.startIndex, names.contains(String(arg[..<eq])) {
                 values[String(arg[..<eq]), default: []].append(String(arg[arg.index(after: eq)...]))
             } else {
-                position += 1
-                values["arg\(position)"] = [arg]
+                positional.append(arg)
             }
         }
+        guard positional.count <= names.count || (!names.isEmpty && names.last == "command") else {
+            throw CLIError("usage: \(usage)", status: 2)
+        }
+        for (index, name) in names.enumerated() where index < positional.count {
+            values[name] = [index == names.count - 1 ? positional[index...].joined(separator: " ") : positional[index]]
+        }
+        if names.count > positional.count, values.count < names.count { throw CLIError("usage: \(usage)", status: 2) }
         return values
     }
 }

@@ -1,0 +1,198 @@
+import CStrophe
+import Foundation
+
+/// The limit for `baton-bench`: XEP-0199 pings between two libstrophe connections driven by a
+/// plain C-style loop on one thread — no Swift concurrency, no `XMLElement` conversion, no
+/// wake-up pipe. Client A pings client B's full JID through the server; B answers from its
+/// handler; A sends the next ping from inside its result handler. Both connections use the
+/// same flags as `StropheSession` (mandatory TLS, trust-any, TCP_NODELAY, stream management
+/// left at libstrophe's default), so Baton's numbers compare like with like.
+///
+/// Not thread-safe: call every method from one thread at a time (the benchmark uses one).
+public final class BareStropheBenchmark: @unchecked Sendable {
+    public struct Account: Sendable {
+        public var jid: String
+        public var password: String
+        public init(jid: String, password: String) {
+            self.jid = jid
+            self.password = password
+        }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// One run of pings: round trips in milliseconds (in completion order) and wall time.
+    public struct Run: Sendable {
+        public var roundTripsMillis: [Double]
+        public var seconds: Double
+        public var errors: Int
+        public var perSecond: Double { seconds > 0 ? Double(roundTripsMillis.count) / seconds : 0 }
+    }
+
+    private let ctx: OpaquePointer
+    private let a: OpaquePointer
+    private let b: OpaquePointer
+    private var connected = (a: false, b: false)
+    private var disconnected = (a: false, b: false)
+    private var failure: String?
+    /// B's bound full JID: the ping target.
+    public private(set) var targetJID = ""
+
+    // Ping state, touched only inside `xmpp_run_once`.
+    private var sendTimes: [UInt64] = []
+    private var roundTrips: [UInt64] = []
+    private var sent = 0
+    private var answered = 0
+    private var total = 0
+    private var errors = 0
+    private var idBuffer = [CChar](repeating: 0, count: 32)
+
+    /// Connects both accounts (TLS, any certificate accepted) and waits until both are online.
+    public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10) throws {
+        xmpp_initialize()
+        ctx = xmpp_ctx_new(nil, nil)
+        a = xmpp_conn_new(ctx)
+        b = xmpp_conn_new(ctx)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        for (conn, account) in [(a, accountA), (b, accountB)] {
+            xmpp_conn_set_flags(conn, Int(XMPP_CONN_FLAG_MANDATORY_TLS | XMPP_CONN_FLAG_TRUST_TLS))
+            xmpp_conn_set_jid(conn, account.jid)
+            xmpp_conn_set_pass(conn, account.password)
+            xmpp_conn_set_sockopt_callback(conn) { conn, socket in
+                let fd = socket!.load(as: Int32.self)
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return xmpp_sockopt_cb_keepalive(conn, socket)
+            }
+        }
+        // A: results (and errors) of its pings. B: answers every ping.
+        xmpp_handler_add(a, { _, stanza, userdata in
+            Unmanaged<BareStropheBenchmark>.fromOpaque(userdata!).takeUnretainedValue().resultArrived(stanza!)
+            return 1
+        }, nil, "iq", nil, me)
+        xmpp_handler_add(b, { conn, stanza, _ in
+            guard let type = xmpp_stanza_get_type(stanza), strcmp(type, "get") == 0,
+                  xmpp_stanza_get_child_by_ns(stanza, "urn:xmpp:ping") != nil else { return 1 }
+            let reply = xmpp_stanza_reply(stanza)!
+            xmpp_stanza_set_type(reply, "result")
+            xmpp_send(conn, reply)
+            xmpp_stanza_release(reply)
+            return 1
+        }, nil, "iq", nil, me)
+        let handler: xmpp_conn_handler = { conn, event, error, _, userdata in
+            Unmanaged<BareStropheBenchmark>.fromOpaque(userdata!).takeUnretainedValue()
+                .connectionChanged(conn!, event: event, error: error)
+        }
+        for conn in [a, b] {
+            if xmpp_connect_client(conn, host, port, handler, me) != XMPP_EOK {
+                failure = "xmpp_connect_client failed"
+            }
+        }
+        let deadline = Self.now() + UInt64(timeout * 1e9)
+        while failure == nil, !(connected.a && connected.b), Self.now() < deadline {
+            xmpp_run_once(ctx, 10)
+        }
+        if failure == nil, !(connected.a && connected.b) { failure = "not online within \(timeout) s" }
+        if let failure {
+            close()
+            throw Failure("bare libstrophe: \(failure)")
+        }
+        targetJID = xmpp_conn_get_bound_jid(b).map { String(cString: $0) } ?? accountB.jid
+    }
+
+    /// `count` pings, one at a time (each sent from the previous one's result handler).
+    public func latency(count: Int, timeout: Double = 60) throws -> Run {
+        try pings(count: count, window: 1, timeout: timeout)
+    }
+
+    /// `count` pings with `window` outstanding at any time.
+    public func pings(count: Int, window: Int, timeout: Double = 60) throws -> Run {
+        guard failure == nil else { throw Failure("bare libstrophe: \(failure!)") }
+        sendTimes = [UInt64](repeating: 0, count: count)
+        roundTrips = []
+        roundTrips.reserveCapacity(count)
+        sent = 0
+        answered = 0
+        errors = 0
+        total = count
+        let started = Self.now()
+        while sent < min(window, count) { sendPing() }
+        let deadline = started + UInt64(timeout * 1e9)
+        while answered < count, failure == nil {
+            xmpp_run_once(ctx, 1)
+            if Self.now() > deadline { break }
+        }
+        let seconds = Double(Self.now() - started) / 1e9
+        if let failure { throw Failure("bare libstrophe: \(failure)") }
+        if answered < count { throw Failure("bare libstrophe: only \(answered) of \(count) pings answered within \(timeout) s") }
+        return Run(roundTripsMillis: roundTrips.map { Double($0) / 1e6 }, seconds: seconds, errors: errors)
+    }
+
+    /// Closes both streams (bounded wait) and frees everything.
+    public func close() {
+        for conn in [a, b] where xmpp_conn_is_connected(conn) != 0 { xmpp_disconnect(conn) }
+        let deadline = Self.now() + 3_000_000_000
+        while (xmpp_conn_is_disconnected(a) == 0 || xmpp_conn_is_disconnected(b) == 0), Self.now() < deadline {
+            xmpp_run_once(ctx, 10)
+        }
+        xmpp_conn_release(a)
+        xmpp_conn_release(b)
+        xmpp_ctx_free(ctx)
+    }
+
+    // MARK: - Inside the loop
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    private func sendPing() {
+        let index = sent
+        sent += 1
+        _ = idBuffer.withUnsafeMutableBufferPointer { buffer in
+            withVaList([index]) { vsnprintf(buffer.baseAddress, buffer.count, "p%d", $0) }
+        }
+        let iq = xmpp_iq_new(ctx, "get", idBuffer)!
+        xmpp_stanza_set_to(iq, targetJID)
+        let ping = xmpp_stanza_new(ctx)!
+        xmpp_stanza_set_name(ping, "ping")
+        xmpp_stanza_set_ns(ping, "urn:xmpp:ping")
+        xmpp_stanza_add_child_ex(iq, ping, 0)
+        sendTimes[index] = Self.now()
+        xmpp_send(a, iq)
+        xmpp_stanza_release(iq)
+    }
+
+    private func resultArrived(_ stanza: OpaquePointer) {
+        let received = Self.now()
+        guard let type = xmpp_stanza_get_type(stanza), let id = xmpp_stanza_get_id(stanza), id.pointee == 0x70 /* p */ else { return }
+        let isResult = strcmp(type, "result") == 0
+        guard isResult || strcmp(type, "error") == 0 else { return }
+        let index = Int(strtol(id + 1, nil, 10))
+        guard index >= 0, index < sent else { return }
+        if !isResult { errors += 1 }
+        roundTrips.append(received - sendTimes[index])
+        answered += 1
+        if sent < total { sendPing() }
+    }
+
+    private func connectionChanged(_ conn: OpaquePointer, event: xmpp_conn_event_t, error: Int32) {
+        let isA = conn == a
+        switch event {
+        case XMPP_CONN_CONNECT:
+            if isA { connected.a = true } else { connected.b = true }
+        case XMPP_CONN_RAW_CONNECT:
+            break
+        default:
+            if isA { disconnected.a = true } else { disconnected.b = true }
+            if total > 0 || !(connected.a && connected.b) {
+                failure = failure ?? "connection \(isA ? "A" : "B") closed (error \(error))"
+            }
+        }
+    }
+}

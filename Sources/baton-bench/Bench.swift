@@ -1,0 +1,428 @@
+import AgentKernel
+import Agents
+import Foundation
+import Synchronization
+
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func next() -> Int { value.withLock { n -> Int in defer { n += 1 }; return n } }
+}
+
+/// A step that returns at once: one distinct action per pipeline agent.
+struct BenchStep: StepRunner {
+    let name = "bench"
+    let action: String
+    var actions: [String] { [action] }
+    func run(_ invocation: StepInvocation) async throws -> StepOutcome { StepOutcome() }
+}
+
+struct Report: Sendable {
+    var fsync: Sample
+    var bareRTT: Sample
+    var batonRTT: Sample
+    var bareThroughput: Double
+    var batonThroughput: Double
+    var bareThroughputRTT: Sample
+    var batonThroughputRTT: Sample
+    var discovery: Sample
+    var discoveryMisses: Int
+    var startToOnline: Sample
+    var rssMB: Sample
+    var hop: Sample
+    var workflowE2E: Sample
+    var handoffsPerSecond: Double
+    var handoffWorkflows: Int
+    var handoffSeconds: Double
+    /// Extra findings printed under the table.
+    var notes: [String] = []
+}
+
+final class Bench: Sendable {
+    let sandbox: Sandbox
+    let config: BenchConfig
+    static let adminPassword = "admin-secret"
+    private let agents = Mutex<[RunningAgent]>([])
+    let notes = Mutex<[String]>([])
+
+    init(sandbox: Sandbox, config: BenchConfig) {
+        self.sandbox = sandbox
+        self.config = config
+    }
+
+    var pipelineUsers: [String] { (0...5).map { "wf\($0)" } }
+    var agentUsers: [String] { ["ping-b", "obs", "daemon"] + pipelineUsers }
+
+    func password(_ user: String) -> String { user == "admin" ? Self.adminPassword : "pw-\(user)" }
+
+    func connectionSettings(_ user: String, resource: String) -> ConnectionSettings {
+        ConnectionSettings(jid: "\(user)@\(sandbox.domain)/\(resource)", password: password(user), host: sandbox.host,
+                           port: UInt16(sandbox.port), tls: .trustAny, connectTimeout: 5)
+    }
+
+    func connect(_ user: String, resource: String = "bench") async throws -> XMPPConnection {
+        let connection = XMPPConnection(settings: connectionSettings(user, resource: resource),
+                                        logger: BatonLog.logger(agent: user, module: "bench"))
+        try await connection.connect(reconnect: false)
+        return connection
+    }
+
+    func startAgent(_ user: String, modules: [any AgentModule], concurrency: Int = 1) async throws -> RunningAgent {
+        let settings = AgentSettings(name: user, connection: connectionSettings(user, resource: "agent"), modules: [],
+                                     trusted: ["*@\(sandbox.domain)"], concurrency: concurrency,
+                                     stateDirectory: sandbox.dir.path + "/state-\(user)")
+        let running = try await RunningAgent(try Agent(settings: settings, modules: modules))
+        agents.withLock { $0.append(running) }
+        return running
+    }
+
+    func stop(_ agent: RunningAgent) async {
+        agents.withLock { $0.removeAll { $0 === agent } }
+        await agent.stop()
+    }
+
+    func stopAgents() async {
+        let all = agents.withLock { a -> [RunningAgent] in defer { a.removeAll() }; return a }
+        await withTaskGroup(of: Void.self) { group in
+            for agent in all { group.addTask { await agent.stop() } }
+        }
+    }
+
+    // MARK: - Everything
+
+    func runAll() async throws -> Report {
+        let users = ["admin", "ping-a", "bare-a", "bare-b"] + agentUsers
+        try sandbox.register(users.map { ($0, password($0)) })
+        let admin = try await connect("admin", resource: "setup")
+        let directoryAdmin = DirectoryAdmin(connection: admin, service: sandbox.pubsubService)
+        try await directoryAdmin.prepare()
+        try await directoryAdmin.enroll(agentUsers.map { "\($0)@\(sandbox.domain)" })
+        if config.eventsMaxItems != nil || config.eventsNoPersist {
+            var fields: [DataForm.Field] = [.init("FORM_TYPE", type: .hidden, values: ["http://jabber.org/protocol/pubsub#node_config"])]
+            if let maxItems = config.eventsMaxItems { fields.append(.init("pubsub#max_items", values: [String(maxItems)])) }
+            if config.eventsNoPersist { fields.append(.init("pubsub#persist_items", values: ["false"])) }
+            let form = DataForm(.submit, fields: fields)
+            _ = try await admin.request(Stanza.iq(.set, to: sandbox.pubsubService, payload: XMLElement(
+                "pubsub", xmlns: NS.pubsubOwner, children: [XMLElement("configure", ["node": "baton/events"], children: [form.element])])))
+            notes.withLock { $0.append("experiment: baton/events reconfigured: " + fields.dropFirst().map { "\($0.variable ?? "")=\($0.values.joined())" }.joined(separator: ", ")) }
+        }
+        await admin.close()
+        log("accounts registered, nodes created, \(agentUsers.count) agents enrolled")
+
+        let fsync = Sample(try fsyncTimes(in: sandbox.dir.path + "/state-fsync", count: 200))
+        log(String(format: "fsync p50 %.3f ms", fsync.p50))
+        let none = Sample([])
+        var report = Report(fsync: fsync, bareRTT: none, batonRTT: none, bareThroughput: .nan, batonThroughput: .nan,
+                            bareThroughputRTT: none, batonThroughputRTT: none, discovery: none, discoveryMisses: 0,
+                            startToOnline: none, rssMB: none, hop: none, workflowE2E: none, handoffsPerSecond: .nan,
+                            handoffWorkflows: config.workflows, handoffSeconds: .nan)
+
+        // (a) + (b): bare libstrophe first, then Baton. ping-a stays online as the workflows'
+        // submitter (it receives their chat lines).
+        let pinger = try await connect("ping-a")
+        let drain = Task { for await _ in pinger.events {} }
+        defer { drain.cancel() }
+        var answering: RunningAgent?
+        if config.runs("a") || config.runs("b") {
+            let bare = try await bareIQ()
+            (report.bareRTT, report.bareThroughput, report.bareThroughputRTT) = (bare.rtt, bare.throughput, bare.throughputRTT)
+            let agent = try await startAgent("ping-b", modules: [NoopModule()])
+            answering = agent
+            report.batonRTT = try await batonLatency(pinger, target: agent.jid)
+            (report.batonThroughput, report.batonThroughputRTT) = try await batonThroughput(pinger, target: agent.jid)
+        }
+
+        var observer: RunningAgent?
+        if config.runs("c") || config.runs("d") {
+            observer = try await startAgent("obs", modules: [NoopModule()])
+        }
+        // (c): discovery; ping-b publishes, obs watches.
+        if config.runs("c"), let observer {
+            let publisher: RunningAgent
+            if let answering { publisher = answering } else { publisher = try await startAgent("ping-b", modules: [NoopModule()]) }
+            answering = publisher
+            (report.discovery, report.discoveryMisses) = try await discoveryLatency(publisher: publisher, observer: observer)
+        }
+        if let answering { await stop(answering) }
+
+        // (d): agentd start-to-online and RSS, watched by obs.
+        if config.runs("d"), let observer {
+            (report.startToOnline, report.rssMB) = try await agentdStartup(observer: observer)
+        }
+        if let observer { await stop(observer) }
+
+        // (e): workflow hand-offs.
+        if config.runs("e") {
+            let probe = try await connect("wf0", resource: "probe")
+            let before = try await eventsPublishProbe(probe)
+            (report.hop, report.workflowE2E, report.handoffsPerSecond, report.handoffWorkflows, report.handoffSeconds)
+                = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench")
+            let after = try await eventsPublishProbe(probe)
+            await probe.close()
+            notes.withLock {
+                $0.append(String(format: "publish to baton/events (Prosody internal storage): p50 %.2f ms with %d items stored, %.2f ms with %d after the hand-off runs",
+                                 before.p50, before.items, after.p50, after.items))
+            }
+        }
+        report.notes = notes.withLock { $0 }
+        await pinger.close()
+        return report
+    }
+
+    /// Round trips of small publishes to baton/events, and how many items the node holds.
+    func eventsPublishProbe(_ connection: XMPPConnection) async throws -> (p50: Double, items: Int) {
+        let pubsub = PubSubClient(connection: connection, service: sandbox.pubsubService)
+        let items = (try? await pubsub.items(node: "baton/events").count) ?? 0  // not persisted: no items to fetch
+        var times: [Double] = []
+        for i in 0..<20 {
+            let start = monotonicNanos()
+            try await pubsub.publish(node: "baton/events", id: "probe-\(UUID().uuidString.prefix(8))",
+                                     payload: XMLElement("probe", xmlns: "urn:baton:bench:0", ["n": String(i)]))
+            times.append(millis(since: start))
+        }
+        return (Sample(times).p50, items)
+    }
+
+    // MARK: - (a)/(b) bare libstrophe
+
+    func bareIQ() async throws -> (rtt: Sample, throughput: Double, throughputRTT: Sample) {
+        let host = sandbox.host, port = UInt16(sandbox.port), domain = sandbox.domain, config = config
+        let a = BareStropheBenchmark.Account(jid: "bare-a@\(domain)/bench", password: password("bare-a"))
+        let b = BareStropheBenchmark.Account(jid: "bare-b@\(domain)/bench", password: password("bare-b"))
+        return try await onThread("bare libstrophe") {
+            let bench = try BareStropheBenchmark(host: host, port: port, a: a, b: b)
+            defer { bench.close() }
+            _ = try bench.latency(count: min(200, config.pings))
+            let latency = try bench.latency(count: config.pings)
+            _ = try bench.pings(count: min(1000, config.throughputPings), window: config.window)
+            let throughput = try bench.pings(count: config.throughputPings, window: config.window)
+            log(String(format: "bare: RTT p50 %.3f ms p99 %.3f ms; %.0f IQ/s with %d in flight",
+                       Sample(latency.roundTripsMillis).p50, Sample(latency.roundTripsMillis).p99, throughput.perSecond, config.window))
+            return (Sample(latency.roundTripsMillis), throughput.perSecond, Sample(throughput.roundTripsMillis))
+        }
+    }
+
+    // MARK: - (a)/(b) Baton
+
+    private func ping(_ target: String) -> XMLElement {
+        Stanza.iq(.get, to: target, payload: XMLElement("ping", xmlns: NS.ping))
+    }
+
+    func batonLatency(_ connection: XMPPConnection, target: String) async throws -> Sample {
+        for _ in 0..<min(200, config.pings) { _ = try await connection.request(ping(target)) }
+        var rtts: [Double] = []
+        rtts.reserveCapacity(config.pings)
+        for _ in 0..<config.pings {
+            let start = monotonicNanos()
+            _ = try await connection.request(ping(target))
+            rtts.append(millis(since: start))
+        }
+        let sample = Sample(rtts)
+        log(String(format: "baton: RTT p50 %.3f ms p99 %.3f ms", sample.p50, sample.p99))
+        return sample
+    }
+
+    func batonThroughput(_ connection: XMPPConnection, target: String) async throws -> (Double, Sample) {
+        let stanza = ping(target)
+        func burst(_ count: Int) async throws -> (seconds: Double, rtts: [Double]) {
+            let next = Counter()
+            let start = monotonicNanos()
+            let rtts = try await withThrowingTaskGroup(of: [Double].self) { group in
+                for _ in 0..<config.window {
+                    group.addTask {
+                        var mine: [Double] = []
+                        while true {
+                            let index = next.next()
+                            guard index < count else { break }
+                            let sent = monotonicNanos()
+                            _ = try await connection.request(stanza)
+                            mine.append(millis(since: sent))
+                        }
+                        return mine
+                    }
+                }
+                var all: [Double] = []
+                for try await part in group { all += part }
+                return all
+            }
+            return (Double(monotonicNanos() - start) / 1e9, rtts)
+        }
+        _ = try await burst(min(1000, config.throughputPings))
+        let (seconds, rtts) = try await burst(config.throughputPings)
+        let rate = Double(rtts.count) / seconds
+        log(String(format: "baton: %.0f IQ/s with %d in flight", rate, config.window))
+        return (rate, Sample(rtts))
+    }
+
+    // MARK: - (c) discovery
+
+    func discoveryLatency(publisher: RunningAgent, observer: RunningAgent) async throws -> (Sample, Int) {
+        let jid = publisher.jid
+        let pubsub = PubSubClient(connection: publisher.agent.connection, service: sandbox.pubsubService)
+        guard await observer.agent.directory.wait(timeout: 10, until: { $0.contains { $0.jid == jid && $0.online } }) else {
+            throw BenchFailure("observer never saw \(jid)")
+        }
+        var times: [Double] = []
+        var misses = 0
+        let base = publisher.agent.description
+        for round in 0..<(config.rounds + 3) {
+            var description = base
+            description.load = 1000 + round
+            let element = description.element
+            let load = description.load
+            let start = monotonicNanos()
+            async let published: Void = pubsub.publish(node: Agent.agentsNode, id: jid, payload: element)
+            let seen = await observer.agent.directory.wait(timeout: 5) { peers in
+                peers.contains { $0.jid == jid && $0.description.load == load }
+            }
+            let elapsed = millis(since: start)
+            try await published
+            if round < 3 { continue }  // warm-up
+            if seen { times.append(elapsed) } else { misses += 1 }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // Put the real description back.
+        try await pubsub.publish(node: Agent.agentsNode, id: jid, payload: base.element)
+        let sample = Sample(times)
+        log(String(format: "discovery: p50 %.2f ms p99 %.2f ms (%d missed)", sample.p50, sample.p99, misses))
+        return (sample, misses)
+    }
+
+    // MARK: - (d) agentd
+
+    func agentdStartup(observer: RunningAgent) async throws -> (Sample, Sample) {
+        guard FileManager.default.isExecutableFile(atPath: config.agentd) else {
+            throw BenchFailure("no agentd at \(config.agentd) (build all products, or pass --agentd)")
+        }
+        let user = "daemon"
+        let jid = "\(user)@\(sandbox.domain)/agent"
+        let configPath = sandbox.dir.path + "/\(user).yaml"
+        try """
+        name: \(user)
+        jid: \(jid)
+        password: \(password(user))
+        server: { host: \(sandbox.host), port: \(sandbox.port) }
+        tls: { policy: trust-any }
+        modules: [util]
+        trusted: ["*@\(sandbox.domain)"]
+        state_dir: \(sandbox.dir.path)/state-\(user)
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let logPath = sandbox.dir.path + "/agentd.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        defer { try? logHandle.close() }
+        let directory = observer.agent.directory
+        var times: [Double] = []
+        var rss: [Double] = []
+        var rssBreakdown: [(String, Int)] = []
+        for run in 0..<config.agentdRuns {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: config.agentd)
+            process.arguments = ["--config", configPath]
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = logHandle
+            process.standardError = logHandle
+            let start = monotonicNanos()
+            try process.run()
+            let pid = process.processIdentifier
+            Cleanup.shared.adopt(child: pid, name: "agentd")
+            let online = await directory.wait(timeout: 15) { $0.contains { $0.jid == jid && $0.online } }
+            let elapsed = millis(since: start)
+            var kilobytes: Int?
+            if online {
+                times.append(elapsed)
+                try await Task.sleep(for: .seconds(1))  // idle
+                kilobytes = residentKilobytes(of: pid)
+                if let kilobytes { rss.append(Double(kilobytes) / 1024) }
+                if run == config.agentdRuns - 1 { rssBreakdown = residentBreakdown(of: pid) }
+            }
+            process.terminate()  // SIGTERM: clean shutdown, retracts the item
+            let exited = await waitForExit(process, timeout: 10)
+            if !exited { kill(pid, SIGKILL); _ = await waitForExit(process, timeout: 5) }
+            Cleanup.shared.release(child: pid)
+            guard online else { throw BenchFailure("agentd run \(run + 1) not online within 15 s (see \(logPath))") }
+            log(String(format: "agentd run %d: online after %.1f ms, RSS %.1f MB", run + 1, elapsed, Double(kilobytes ?? 0) / 1024))
+            // The next run starts from a directory without the item.
+            _ = await directory.wait(timeout: 10) { !$0.contains { $0.jid == jid } }
+        }
+        let top = rssBreakdown.prefix(10).map { "\($0.0) \(String(format: "%.1f", Double($0.1) / 1024))" }
+        if !top.isEmpty { notes.withLock { $0.append("agentd RSS by mapping (MB): " + top.joined(separator: ", ")) } }
+        return (Sample(times), Sample(rss))
+    }
+
+    private func waitForExit(_ process: Process, timeout: Double) async -> Bool {
+        let deadline = monotonicNanos() + UInt64(timeout * 1e9)
+        while process.isRunning, monotonicNanos() < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        return !process.isRunning
+    }
+
+    // MARK: - (e) workflow hand-offs
+
+    func handoffs(submitter: String) async throws -> (hop: Sample, e2e: Sample, rate: Double, workflows: Int, seconds: Double) {
+        // wf0 only submits; wf1…wf5 each run one step. Every step is a hand-off across the server.
+        var pipeline: [RunningAgent] = []
+        for (index, user) in pipelineUsers.enumerated() {
+            let modules: [any AgentModule] = index == 0 ? [] : [BenchStep(action: "bench.s\(index)")]
+            pipeline.append(try await startAgent(user, modules: modules, concurrency: config.concurrency))
+        }
+        let jids = pipeline.map(\.jid)
+        for agent in pipeline {
+            let others = jids.filter { $0 != agent.jid }
+            guard await agent.agent.directory.wait(timeout: 15, until: { peers in
+                others.allSatisfy { jid in peers.contains { $0.jid == jid && $0.online } }
+            }) else { throw BenchFailure("pipeline agent \(agent.agent.settings.name) does not see all its peers") }
+        }
+        let entry = pipeline[0].agent, last = pipeline[5].agent
+        let document = WorkflowDocument(name: "bench", steps: (1...5).map { .init(id: "s\($0)", action: "bench.s\($0)") })
+
+        func finished(_ id: String) throws -> Bool { try last.engine.journal.entry(id, seq: 4)?.state == .finished }
+
+        // Hop latency: one workflow in flight at a time.
+        var e2e: [Double] = []
+        for round in 0..<(config.rounds + 3) {
+            let start = monotonicNanos()
+            let submitted = try entry.engine.submit(document, by: submitter)
+            let deadline = start + 30_000_000_000
+            while try !finished(submitted.id) {
+                guard monotonicNanos() < deadline else { throw BenchFailure("workflow \(submitted.id) not finished within 30 s") }
+                try await Task.sleep(for: .microseconds(500))
+            }
+            if round >= 3 { e2e.append(millis(since: start)) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let e2eSample = Sample(e2e)
+        let hop = Sample(e2e.map { $0 / 5 })
+        log(String(format: "workflow: end-to-end p50 %.2f ms (hop %.2f ms), p99 %.2f ms", e2eSample.p50, hop.p50, e2eSample.p99))
+
+        // Hand-off rate: many workflows in flight.
+        let count = config.workflows
+        let start = monotonicNanos()
+        var pending: Set<String> = []
+        for _ in 0..<count { pending.insert(try entry.engine.submit(document, by: submitter).id) }
+        let submitSeconds = Double(monotonicNanos() - start) / 1e9
+        let limit = max(60, min(180, Double(count) * 0.5))
+        let deadline = start + UInt64(limit * 1e9)
+        var lastProgress = (count: 0, at: monotonicNanos())
+        while !pending.isEmpty {
+            guard monotonicNanos() < deadline else {
+                let parked = (try? entry.engine.journal.entries(in: [.parked]).count) ?? 0
+                let message = "hand-off rate run stopped after \(Int(limit)) s: \(pending.count) of \(count) workflows unfinished (\(parked) parked at wf0); rate counts finished ones only"
+                log(message)
+                notes.withLock { $0.append(message) }
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            for id in pending where try finished(id) { pending.remove(id) }
+            let done = count - pending.count
+            if done != lastProgress.count, monotonicNanos() - lastProgress.at > 5_000_000_000 {
+                log("  \(done)/\(count) workflows finished")
+                lastProgress = (done, monotonicNanos())
+            }
+        }
+        let seconds = Double(monotonicNanos() - start) / 1e9
+        let rate = Double((count - pending.count) * 5) / seconds
+        log(String(format: "workflow: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
+                   count, count * 5, seconds, rate, submitSeconds))
+        for agent in pipeline { await stop(agent) }
+        return (hop, e2eSample, rate, count, seconds)
+    }
+}

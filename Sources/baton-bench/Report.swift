@@ -1,0 +1,78 @@
+import Foundation
+
+extension Report {
+    private struct Row {
+        var metric: String
+        var baton: String
+        var reference: String
+        var ratio: String
+        var target: String
+        var result: String
+    }
+
+    private static func f(_ value: Double, _ digits: Int = 2) -> String {
+        value.isNaN ? "-" : String(format: "%.\(digits)f", value)
+    }
+
+    private static func check(_ value: Double, _ pass: Bool) -> String { value.isNaN ? "SKIP" : pass ? "PASS" : "MISS" }
+
+    func print(config: BenchConfig) {
+        func f(_ value: Double, _ digits: Int = 2) -> String { Self.f(value, digits) }
+        func check(_ value: Double, _ pass: Bool) -> String { Self.check(value, pass) }
+        
+        let rttRatio = batonRTT.p50 / bareRTT.p50
+        let throughputRatio = batonThroughput / bareThroughput
+        let hopReference = 1.5 * bareRTT.p50 + fsync.p50
+        let hopRatio = hop.p50 / hopReference
+        let rows: [Row] = [
+            Row(metric: "IQ round trip p50 (ms)", baton: f(batonRTT.p50, 3), reference: f(bareRTT.p50, 3) + " bare",
+                ratio: f(rttRatio) + "x", target: "<= 1.2x bare", result: check(rttRatio, rttRatio <= 1.2)),
+            Row(metric: "IQ round trip p99 (ms)", baton: f(batonRTT.p99, 3), reference: f(bareRTT.p99, 3) + " bare",
+                ratio: f(batonRTT.p99 / bareRTT.p99) + "x", target: "(info)", result: "-"),
+            Row(metric: "IQ throughput, \(config.window) in flight (IQ/s)", baton: f(batonThroughput, 0),
+                reference: f(bareThroughput, 0) + " bare", ratio: f(throughputRatio * 100, 0) + "%",
+                target: ">= 80% of bare", result: check(throughputRatio, throughputRatio >= 0.8)),
+            Row(metric: "  RTT p50 under load (ms)", baton: f(batonThroughputRTT.p50, 2),
+                reference: f(bareThroughputRTT.p50, 2) + " bare", ratio: f(batonThroughputRTT.p50 / bareThroughputRTT.p50) + "x",
+                target: "(info)", result: "-"),
+            Row(metric: "Discovery publish->peer p50 (ms)", baton: f(discovery.p50), reference: "-", ratio: "-",
+                target: "< 100 ms", result: check(discovery.p50, discovery.p50 < 100 && discoveryMisses == 0)),
+            Row(metric: "Discovery publish->peer p99 (ms)", baton: f(discovery.p99), reference: "-", ratio: "-",
+                target: "< 100 ms", result: check(discovery.p99, discovery.p99 < 100 && discoveryMisses == 0)),
+            Row(metric: "agentd start->online p50 (ms)", baton: f(startToOnline.p50, 1),
+                reference: "max " + f(startToOnline.max, 1), ratio: "-", target: "< 300 ms", result: check(startToOnline.p50, startToOnline.p50 < 300)),
+            Row(metric: "agentd idle RSS p50 (MB)", baton: f(rssMB.p50, 1), reference: "max " + f(rssMB.max, 1), ratio: "-",
+                target: "< 20 MB", result: check(rssMB.p50, rssMB.p50 < 20)),
+            Row(metric: "Hop latency p50 (ms, 1 in flight)", baton: f(hop.p50), reference: f(hopReference) + " =1.5xRTT+fsync",
+                ratio: f(hopRatio) + "x", target: "<= 1.5x bare RTT + 1 fsync", result: check(hopRatio, hopRatio <= 1)),
+            Row(metric: "Hop latency p99 (ms)", baton: f(hop.p99), reference: "-", ratio: "-", target: "(info)", result: "-"),
+            Row(metric: "Workflow end-to-end p50 (5 hops, ms)", baton: f(workflowE2E.p50), reference: "-", ratio: "-",
+                target: "(info)", result: "-"),
+            Row(metric: "Hand-offs/s (\(handoffWorkflows) workflows in flight)", baton: f(handoffsPerSecond, 0),
+                reference: f(handoffSeconds) + " s total", ratio: "-", target: ">= 500/s", result: check(handoffsPerSecond, handoffsPerSecond >= 500)),
+            Row(metric: "fsync of a small write p50 (ms)", baton: "-", reference: f(fsync.p50, 3), ratio: "-",
+                target: "(reference)", result: "-"),
+        ]
+        let header = Row(metric: "Metric", baton: "Baton", reference: "Reference", ratio: "Ratio", target: "Target", result: "Result")
+        let all = [header] + rows
+        func width(_ key: KeyPath<Row, String>) -> Int { all.map { $0[keyPath: key].count }.max() ?? 0 }
+        let widths = [width(\.metric), width(\.baton), width(\.reference), width(\.ratio), width(\.target), width(\.result)]
+        func line(_ row: Row) -> String {
+            let cells = [row.metric, row.baton, row.reference, row.ratio, row.target, row.result]
+            return zip(cells, widths).enumerated().map { index, pair in
+                index == 0 || index >= 4 ? pair.0.padding(toLength: pair.1, withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: pair.1 - pair.0.count) + pair.0
+            }.joined(separator: "  ")
+        }
+        var out = "\nBaton benchmark (\(ProcessInfo.processInfo.activeProcessorCount) cores; pings \(config.pings), "
+            + "throughput \(config.throughputPings) x \(config.window); rounds \(config.rounds); agentd runs \(config.agentdRuns); "
+            + "step concurrency \(config.concurrency))\n"
+        out += line(header) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+        for row in rows { out += line(row) + "\n" }
+        let misses = rows.filter { $0.result == "MISS" }.count
+        out += "\n\(rows.filter { $0.result == "PASS" }.count) PASS, \(misses) MISS"
+        if discoveryMisses > 0 { out += " (\(discoveryMisses) discovery rounds not seen within 5 s)" }
+        for note in notes { out += "\n- " + note }
+        Swift.print(out)
+    }
+}
