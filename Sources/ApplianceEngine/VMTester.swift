@@ -64,10 +64,38 @@ public final class VMTester: Sendable {
     public func accelerator(image: VMImage) -> (Accelerator, String) {
         Self.probeResult.withLock { cached in
             if let cached { return cached }
+            if let remembered = rememberedProbe() {
+                cached = remembered
+                return remembered
+            }
             let r = probe(image)
+            remember(r)
             cached = r
             return r
         }
+    }
+
+    /// The probe's answer is kept on disk for the rest of this host boot (keyed by the kernel's
+    /// boot id): KVM does not come and go without a reboot, and a hung probe costs seconds
+    /// every time an agent starts.
+    private var probeFile: URL { workDir.appendingPathComponent("kvm-probe.json") }
+    private static var bootID: String {
+        (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+    }
+
+    private func rememberedProbe() -> (Accelerator, String)? {
+        guard let data = try? Data(contentsOf: probeFile),
+              let record = try? JSONDecoder().decode([String: String].self, from: data),
+              record["boot_id"] == Self.bootID, let accel = record["accelerator"].flatMap(Accelerator.init(rawValue:)),
+              let note = record["note"] else { return nil }
+        return (accel, note + " (probed earlier this boot)")
+    }
+
+    private func remember(_ result: (Accelerator, String)) {
+        try? FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
+        let record = ["boot_id": Self.bootID, "accelerator": result.0.rawValue, "note": result.1]
+        try? JSONEncoder().encode(record).write(to: probeFile, options: .atomic)
     }
 
     func probe(_ image: VMImage) -> (Accelerator, String) {

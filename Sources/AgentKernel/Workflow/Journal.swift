@@ -91,24 +91,16 @@ public final class Journal: Sendable {
 
     /// A transaction synced to disk before it returns (`synchronous=FULL`): used where another
     /// agent is told "stored" — taking custody — so a power cut cannot undo the promise.
-    private func durably<T>(_ body: (Database) throws -> T) throws -> T {
-        try db.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            var result: T?
-            try db.inTransaction {
-                result = try body(db)
-                return .commit
-            }
-            return result!
-        }
-    }
+    private func durably<T>(_ body: (Database) throws -> T) throws -> T { try write(synchronous: "FULL", body) }
 
     /// A transaction that survives a crash of the agent (WAL, `synchronous=NORMAL`) but may be
     /// lost with the machine's power: state changes after custody. Losing one only repeats work
     /// (a step reruns, a hand-off is resent and deduplicated) — exactly what a crash does anyway.
-    private func promptly<T>(_ body: (Database) throws -> T) throws -> T {
+    private func promptly<T>(_ body: (Database) throws -> T) throws -> T { try write(synchronous: "NORMAL", body) }
+
+    private func write<T>(synchronous: String, _ body: (Database) throws -> T) throws -> T {
         try db.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             var result: T?
             try db.inTransaction {
                 result = try body(db)

@@ -26,7 +26,7 @@ public final class ReleaseModule: StepRunner {
         let artifacts = try invocation.required("artifacts", from: "build.image")
         guard let formats = artifacts.object, !formats.isEmpty else { throw StepFailure("build.image produced no artifacts") }
         let channel = invocation.argument("channel")?.string ?? "testing"
-        let version = invocation.argument("version")?.string ?? recipe.version.string
+        let pinnedVersion = invocation.argument("version")?.string
         // Digests are checked before anything is staged: nothing half-published.
         var files: [URL] = []
         let staging = invocation.workspace.appendingPathComponent("files")
@@ -42,10 +42,28 @@ public final class ReleaseModule: StepRunner {
         let inputs = ReleaseInputs(recipeDigest: try invocation.required("recipe_digest", from: "config.resolve").string ?? "",
                                    snapshotID: try invocation.required("snapshot_id", from: "repo.snapshot").string ?? "",
                                    buildCacheKey: try invocation.required("cache_key", from: "build.image").string ?? "")
+        // Re-running an unchanged workflow must not publish a second copy: the same inputs under
+        // this appliance/channel mean the release exists already. Other inputs get the next
+        // free version (1.0 → 1.0.1 …) unless the workflow pins one.
+        let channelDir = publisher.channelDir(recipe.name, channel)
+        if let existing = Self.release(in: channelDir, with: inputs) {
+            invocation.progress("already published as \(existing) with the same inputs")
+            return StepOutcome(outputs: ["release_dir": .string(channelDir.appendingPathComponent(existing).path), "channel": .string(channel),
+                                        "version": .string(existing), "already_published": .bool(true),
+                                        "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
+        }
+        var version = pinnedVersion ?? recipe.version.string
+        if pinnedVersion == nil {
+            var n = 0
+            while FileManager.default.fileExists(atPath: channelDir.appendingPathComponent(version).path) {
+                n += 1
+                version = "\(recipe.version.string).\(n)"
+            }
+        }
         let trail = try WorkflowDocument.encoder.encode(Provenance(workflow: invocation.workflowID, name: invocation.workflowName,
                                                                    submitter: invocation.submitter, trail: invocation.trail))
         let publisher = self.publisher
-        let directory = try await offloaded { [files] in
+        let directory = try await offloaded { [files, version] in
             try publisher.publish(appliance: recipe.name, channel: channel, version: version, files: files, inputs: inputs, trail: trail)
         }
         invocation.progress("published \(recipe.name) \(version) to \(channel)")
@@ -57,6 +75,17 @@ public final class ReleaseModule: StepRunner {
         }
         return StepOutcome(outputs: ["release_dir": .string(directory.path), "channel": .string(channel), "version": .string(version),
                                     "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
+    }
+
+    /// The version in `channelDir` whose manifest records exactly `inputs`, if any.
+    static func release(in channelDir: URL, with inputs: ReleaseInputs) -> String? {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: channelDir.path)) ?? []
+        return versions.filter { !$0.hasPrefix(".") && $0 != "latest" }.sorted().first { version in
+            guard let data = FileManager.default.contents(atPath: channelDir.appendingPathComponent("\(version)/manifest.json").path),
+                  let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let recorded = manifest["inputs"] as? [String: String] else { return false }
+            return recorded == ["recipe_digest": inputs.recipeDigest, "snapshot_id": inputs.snapshotID, "build_cache_key": inputs.buildCacheKey]
+        }
     }
 
     static func fileName(appliance: String, format: String) -> String {
