@@ -20,10 +20,11 @@ struct CountingStep: StepRunner {
 
 extension TestCluster {
     func startAgent(_ user: String, steps: [any AgentModule], trusted: [String] = ["ops@baton.test", "*@baton.test"],
-                    spool: String? = nil) async throws -> RunningAgent {
+                    spool: String? = nil, workflows: String? = nil) async throws -> RunningAgent {
         try await account(user)
         var settings = settings(user, modules: [], trusted: trusted)
         settings.spoolDirectory = spool
+        if let workflows { settings.workflowsDirectory = workflows }
         return try await RunningAgent(try Agent(settings: settings, modules: steps))
     }
 }
@@ -196,6 +197,46 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         #expect(counter.value.isEmpty)
         #expect(try agent.agent.engine.journal.recent().isEmpty)
         await mallory.close()
+        try await agent.stop()
+    }
+
+    @Test func chatCommandsHelpSubmitAndWhere() async throws {
+        let workflows = cluster.server.dir.appendingPathComponent("workflows")
+        try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
+        try "workflow: chatty\nsteps:\n  - { id: one, action: t.chat }\n".write(to: workflows.appendingPathComponent("chatty.yaml"), atomically: true, encoding: .utf8)
+        let counter = Locked<[String: Int]>([:])
+        let agent = try await cluster.startAgent("talker", steps: [CountingStep(name: "talker", action: "t.chat", counter: counter)],
+                                                 trusted: ["ops@baton.test"], workflows: workflows.path)
+        try cluster.server.register(user: "ops", password: "pw-ops")
+        try cluster.server.register(user: "stranger", password: "pw-stranger")
+        let ops = try await cluster.connect("ops"), stranger = try await cluster.connect("stranger")
+        let heard = Locked<[String]>([]), strangerHeard = Locked<[String]>([])
+        let listeners = [(ops, heard), (stranger, strangerHeard)].map { connection, sink in
+            Task {
+                for await event in connection.events {
+                    if case .stanza(let s) = event, s.name == "message", let body = s.child("body")?.text { sink.withLock { $0.append(body) } }
+                }
+            }
+        }
+        func say(_ text: String, from connection: XMPPConnection = ops) { connection.send(Stanza.message(to: agent.jid, body: text)) }
+        say("help")
+        #expect(await eventually(10) { heard.value.contains { $0.contains("submit NAME") && $0.contains("wf ID") } })
+        say("submit chatty")
+        #expect(await eventually(10) { heard.value.contains { $0.hasPrefix("Submitted chatty as ") } })
+        let id = try #require(heard.value.first { $0.hasPrefix("Submitted chatty as ") }?.split(separator: " ")[3]).description
+        #expect(try await eventually(10) { try finished(agent.agent, id)?.status == .completed })
+        // The submitter is told of each step by chat.
+        #expect(await eventually(10) { heard.value.contains { $0.contains("[chatty \(id.prefix(4))] t.chat on talker@baton.test/agent done") } })
+        say("wf \(id.prefix(6))")
+        #expect(await eventually(10) { heard.value.contains { $0.contains("chatty \(id.prefix(4)): step 1/1") && $0.contains("completed") } })
+        say("frobnicate")
+        #expect(await eventually(10) { heard.value.contains { $0.contains("Unknown command 'frobnicate'") } })
+        say("submit chatty", from: stranger)
+        #expect(await eventually(10) { strangerHeard.value.contains { $0.contains("not allowed") } })
+        #expect(counter.value.count == 1)
+        listeners.forEach { $0.cancel() }
+        await ops.close()
+        await stranger.close()
         try await agent.stop()
     }
 

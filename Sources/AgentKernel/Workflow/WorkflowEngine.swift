@@ -169,7 +169,7 @@ public final class WorkflowEngine: Sendable {
             context: document.context, attempt: attempt, trail: document.trail, submitter: document.submitter, workspace: workspace,
             logger: BatonLog.logger(agent: settings.name, module: runner.name),
             progress: { [events, me, progressDocument = document] text in
-                events.report(WorkflowEvent(.progress, document: progressDocument, agent: me(), step: step, message: text), to: progressDocument, chat: false)
+                events.report(WorkflowEvent(.progress, document: progressDocument, agent: me(), step: step, message: text), to: progressDocument)
             })
         let started = Date()
         let task = Task { try await runner.run(invocation) }

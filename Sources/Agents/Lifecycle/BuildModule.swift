@@ -43,4 +43,18 @@ public struct BuildModule: StepRunner {
             "source_date_epoch": .number(Double(epoch)),
         ])
     }
+
+    public var commands: [AdHocCommand] {
+        [AdHocCommand(node: "artifacts-gc", name: "Collect unreferenced artifacts", form: DataForm(.form, fields: [
+            .init("grace_hours", label: "Keep anything younger than (hours)", values: ["24"]),
+        ])) { [settings] invocation in
+            guard let hours = Double(invocation.value("grace_hours") ?? "24"), hours >= 0 else {
+                throw StanzaError(.badRequest, "field 'grace_hours' must be a number of hours")
+            }
+            let collector = ArtifactCollector(store: try settings.store(), buildCache: settings.builds, releases: settings.releases,
+                                              grace: hours * 3600)
+            let (removed, bytes, kept) = try await offloaded { try collector.collect() }
+            return .fields("Artifact store", [("removed", String(removed)), ("bytes_freed", String(bytes)), ("kept", String(kept))])
+        }]
+    }
 }
