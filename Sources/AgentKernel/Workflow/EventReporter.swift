@@ -27,9 +27,11 @@ struct EventReporter: Sendable {
         }
     }
 
+    /// Logs `event`; publishes it unless it is a hand-off (every hop already publishes its
+    /// step's start and end — a third item per hop would only load the server); chats it.
     func report(_ event: WorkflowEvent, to document: WorkflowDocument, chat: Bool = true) {
         logger.info("\(event.line)")
-        queue.yield(event.element)
+        if event.kind != .handoff { queue.yield(event.element) }
         guard chat else { return }
         var recipients = Set(document.notify)
         // Spool submissions carry "spool AGENT" as submitter: no one to chat with.
