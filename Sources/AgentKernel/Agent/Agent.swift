@@ -131,11 +131,16 @@ public final class Agent: Sendable {
         boundJIDSink.withLock { $0 = bound }
         connection.send(Stanza.presence())
         await directory.setOnline(bound, true)
-        try await pubsub.subscribe(node: Self.agentsNode, jid: bound)
-        for (id, payload) in try await pubsub.items(node: Self.agentsNode) {
-            if let description = AgentDescription(jid: id, element: payload) { await learn(description) }
+        do {
+            try await pubsub.subscribe(node: Self.agentsNode, jid: bound)
+            for (id, payload) in try await pubsub.items(node: Self.agentsNode) {
+                if let description = AgentDescription(jid: id, element: payload) { await learn(description) }
+            }
+            try await publishDescription()
+        } catch let error as StanzaError where error.condition == .forbidden || error.condition == .itemNotFound {
+            // Still serve commands and hand-offs; only discovery is missing. Say how to fix it.
+            logger.error("cannot use node \(Self.agentsNode) on \(settings.pubsubService) (\(error)): the pubsub admin must run 'agentctl directory init' once and 'agentctl directory enroll \(JID(bound)?.bare ?? bound)'; until then no peer can find this agent")
         }
-        try await publishDescription()
         let mustStart = state.withLock { s -> Bool in defer { s.modulesStarted = true }; return !s.modulesStarted }
         if mustStart {
             for module in modules { try await module.start(context) }
