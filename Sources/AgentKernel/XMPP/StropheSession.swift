@@ -116,8 +116,6 @@ final class StropheSession: @unchecked Sendable {
         }
     }
 
-    func nextIDFromAnyThread() -> String { "\(idPrefix)-\(UInt64.random(in: 0...UInt64.max))" }
-
     /// Sends `final` (e.g. unavailable presence), flushes, closes the stream and ends the thread.
     func stop(final: [XMLElement] = []) async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
