@@ -9,13 +9,16 @@ struct BuildPipeline {
     let snapshot: Snapshot
     let sourceDateEpoch: Int
     let progress: BuildProgressHandler?
+    var postScripts: any PostScriptRunner = NamespaceChrootRunner()
 
     var buildsDir: URL { cacheRoot.appendingPathComponent("builds") }
     var debs: DebExtractor { DebExtractor(cacheDir: cacheRoot.appendingPathComponent("debs")) }
 
     func inputs() throws -> [String: String] {
         ["builder": builderVersion, "recipe": try recipe.digest(), "files": try recipe.filesDigest(),
-         "snapshot": snapshot.id, "source_date_epoch": String(sourceDateEpoch)]
+         "snapshot": snapshot.id, "source_date_epoch": String(sourceDateEpoch),
+         // Where post scripts ran can show in the tree (e.g. mount points a runtime creates).
+         "post_scripts": String(describing: type(of: postScripts))]
     }
 
     /// Digest of every input; the cache key.
@@ -180,17 +183,18 @@ struct BuildPipeline {
         }
     }
 
-    /// Post scripts run chrooted in fresh mount/pid/net/uts/ipc namespaces: no network and
-    /// nothing they mount leaks to the host.
+    /// Post scripts run inside the image (a container: no network, nothing leaks to the host).
     func runPostScripts(_ root: URL) throws {
+        let environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "SOURCE_DATE_EPOCH": String(sourceDateEpoch)]
         for p in recipe.post {
+            let result: (status: Int32, output: String)
             do {
-                try Tool.run(["unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
-                              "chroot", root.path, "/bin/sh", "-e", "-c", p.script],
-                             env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-                                   "SOURCE_DATE_EPOCH": String(sourceDateEpoch)], timeout: 600)
-            } catch let e as ToolError {
-                throw BuildError.postScriptFailed(p.name, e.description)
+                result = try postScripts.run(script: p.script, name: p.name, root: root, environment: environment, timeout: 600)
+            } catch {
+                throw BuildError.postScriptFailed(p.name, "\(error)")
+            }
+            guard result.status == 0 else {
+                throw BuildError.postScriptFailed(p.name, "exit status \(result.status): \(Tool.tail(result.output, lines: 10))")
             }
         }
     }

@@ -5,8 +5,13 @@ import Foundation
 public final class DebianImageBuilder: Sendable {
     public static let builderVersion = "debian-1"
     public let cacheRoot: URL
+    /// Where post scripts run; the build agent passes the container launcher.
+    public let postScripts: any PostScriptRunner
 
-    public init(cacheRoot: URL) { self.cacheRoot = cacheRoot }
+    public init(cacheRoot: URL, postScripts: any PostScriptRunner = NamespaceChrootRunner()) {
+        self.cacheRoot = cacheRoot
+        self.postScripts = postScripts
+    }
 
     public func cacheKey(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int) throws -> String {
         try pipeline(recipe, snapshot, sourceDateEpoch, nil).cacheKey()
@@ -20,7 +25,7 @@ public final class DebianImageBuilder: Sendable {
 
     func pipeline(_ r: Recipe, _ s: Snapshot, _ sde: Int, _ progress: BuildProgressHandler?) -> BuildPipeline {
         BuildPipeline(cacheRoot: cacheRoot, builderVersion: Self.builderVersion, recipe: r, snapshot: s,
-                      sourceDateEpoch: sde, progress: progress)
+                      sourceDateEpoch: sde, progress: progress, postScripts: postScripts)
     }
 
     /// The kernel packages stay out of the root file system: the builder boots the kernel

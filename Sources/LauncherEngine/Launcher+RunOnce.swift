@@ -46,4 +46,28 @@ extension Launcher {
             throw error
         }
     }
+
+    /// Runs `command` as root with `root` itself (not a copy) as the container's writable root
+    /// file system: how an image build runs its post scripts. No network; the bundle directory
+    /// and runtime state are removed afterwards, the changes to `root` stay.
+    public func runInPlace(root: String, command: [String], env: [String: String] = [:],
+                           timeout: Double? = nil) async throws -> RunOnceResult {
+        guard !command.isEmpty else { throw LauncherError.invalidField("command", reason: "empty command") }
+        let id = "inplace-\(Self.shortID())"
+        let dir = "\(stateDir)/instances/\(id)"
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            var bundle = OCIBundle(args: command, env: env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
+                                   uid: 0, gid: 0, hostname: id, network: .none, binds: [], resources: nil, cgroupsPath: nil)
+            bundle.rootPath = root
+            try bundle.json().write(to: URL(fileURLWithPath: "\(dir)/config.json"))
+            let r = try await runtime.runForeground(id: id, bundle: dir, log: logPath(dir), timeout: timeout)
+            let output = (try? String(contentsOfFile: logPath(dir), encoding: .utf8)) ?? ""
+            try await teardown(id: id, dir: dir)
+            return RunOnceResult(exitStatus: r.status, output: output, files: [:], timedOut: r.timedOut)
+        } catch {
+            try? await teardown(id: id, dir: dir)
+            throw error
+        }
+    }
 }

@@ -16,6 +16,8 @@ struct OCIBundle {
     var resources: [String: Any]?
     var cgroupsPath: String?
     var cwd = "/"
+    /// The container's root: `rootfs` in the bundle, or an absolute directory used in place.
+    var rootPath = "rootfs"
 
     /// Docker's default capability set. A non-root owner gets them only in
     /// the bounding set (like Docker) so uid 65534 really is unprivileged.
@@ -63,7 +65,7 @@ struct OCIBundle {
                 "rlimits": [["type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024]],
                 "noNewPrivileges": true,
             ] as [String: Any],
-            "root": ["path": "rootfs", "readonly": false],
+            "root": ["path": rootPath, "readonly": false],
             "hostname": hostname,
             "mounts": mounts,
             "linux": linux,

@@ -117,6 +117,16 @@ import Testing
         #expect(try release.engine.journal.entries(workflow: failing).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: Self.sharedRoot + "/releases/micro-broken"))
         #expect(await eventually(10) { chat.value.contains { $0.contains(String(failing.prefix(4))) && $0.contains("failed") && $0.contains("test.vm") } })
+        // The debian profile through the same agents: mmdebstrap from the snapshot, booted with
+        // glideinWMS user data (workflows/debian-appliance.yaml, on this run's channel).
+        let debianFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("workflows/debian-appliance.yaml")
+        let debian = try String(contentsOf: debianFile, encoding: .utf8).replacingOccurrences(of: "channel: testing", with: "channel: \(channel)")
+        let debianID = try #require(try await client.run(config.jid, node: "submit", values: ["yaml": [debian]]).form?["id"])
+        #expect(try await eventually(900) { try finished(release, debianID) != nil || (try finished(tester, debianID)) != nil })
+        let debianDone = try #require(try finished(release, debianID) ?? finished(tester, debianID))
+        #expect(debianDone.status == .completed, "\(debianDone.reason ?? "")")
+        #expect(debianDone.context["boot"]?["checks"]?.number == 2)
         listener.cancel()
         await ops.close()
         for agent in agents { try await agent.stop() }

@@ -1,6 +1,7 @@
 import AgentKernel
 import ApplianceEngine
 import Foundation
+import LauncherEngine
 
 /// `build.image`: root file system from the snapshot only, recipe files and post scripts,
 /// then the formats asked for — reproducible and cached by the digest of all inputs.
@@ -8,8 +9,26 @@ public struct BuildModule: StepRunner {
     public let name = "build"
     public var actions: [String] { ["build.image"] }
     let settings: LifecycleSettings
+    let containerState: String
+    /// Post scripts run in a container on the OCI runtime; the namespace+chroot runner only if
+    /// no runtime works on this host (said in the log at start).
+    private let postScripts = Locked<any PostScriptRunner>(NamespaceChrootRunner())
 
-    public init(settings: AgentSettings) throws { self.settings = try LifecycleSettings(settings) }
+    public init(settings: AgentSettings) throws {
+        self.settings = try LifecycleSettings(settings)
+        containerState = settings.stateDirectory + "/build-containers"
+    }
+
+    public func start(_ agent: AgentContext) async throws {
+        let logger = agent.logger(for: name)
+        do {
+            let launcher = try await Launcher(stateDir: containerState, imageDir: containerState + "/images")
+            postScripts.withLock { $0 = LauncherPostScripts(launcher: launcher) }
+            logger.info("post scripts run in containers: \(launcher.runtimeReport)")
+        } catch {
+            logger.warning("no usable OCI runtime (\(error)); post scripts run with unshare + chroot instead")
+        }
+    }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
         let recipe = try invocation.resolvedRecipe()
@@ -23,13 +42,14 @@ public struct BuildModule: StepRunner {
         let epoch = invocation.argument("source_date_epoch")?.number.map(Int.init) ?? settings.sourceDateEpoch
         let cache = settings.builds
         let progress = invocation.progress
+        let runner = postScripts.value
         let result = try await offloaded { () throws -> BuildResult in
             let report: BuildProgressHandler = { p in
                 progress(p.percent.map { "\(p.phase) \(Int($0))%" } ?? p.phase)
             }
             switch recipe.profile {
-            case .micro: return try MicroImageBuilder(cacheRoot: cache).build(recipe: recipe, snapshot: snapshot, sourceDateEpoch: epoch, progress: report)
-            case .debian: return try DebianImageBuilder(cacheRoot: cache).build(recipe: recipe, snapshot: snapshot, sourceDateEpoch: epoch, progress: report)
+            case .micro: return try MicroImageBuilder(cacheRoot: cache, postScripts: runner).build(recipe: recipe, snapshot: snapshot, sourceDateEpoch: epoch, progress: report)
+            case .debian: return try DebianImageBuilder(cacheRoot: cache, postScripts: runner).build(recipe: recipe, snapshot: snapshot, sourceDateEpoch: epoch, progress: report)
             }
         }
         let store = try settings.store()
