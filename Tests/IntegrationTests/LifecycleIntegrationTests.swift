@@ -23,6 +23,13 @@ import Testing
         try micro.replacingOccurrences(of: "name: micro-smoke", with: "name: micro-broken")
             .replacingOccurrences(of: "run: grep -q 'micro appliance' /etc/motd", with: "run: test -e /etc/no-such-file")
             .write(to: recipes.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+        // A package no mirror has, and a post script that fails: each must stop its step with the reason.
+        try micro.replacingOccurrences(of: "name: micro-smoke", with: "name: micro-nopkg")
+            .replacingOccurrences(of: "packages: [busybox-static, linux-image-cloud-amd64]", with: "packages: [busybox-static, linux-image-cloud-amd64, baton-no-such-package]")
+            .write(to: recipes.appendingPathComponent("nopkg.yaml"), atomically: true, encoding: .utf8)
+        try micro.replacingOccurrences(of: "name: micro-smoke", with: "name: micro-badpost")
+            .replacingOccurrences(of: "echo \"built by baton\" > /etc/baton-stamp", with: "echo about to fail; exit 7")
+            .write(to: recipes.appendingPathComponent("badpost.yaml"), atomically: true, encoding: .utf8)
     }
 
     func lifecycleAgent(_ module: String, extra: [String] = []) async throws -> RunningAgent {
@@ -117,6 +124,17 @@ import Testing
         #expect(try release.engine.journal.entries(workflow: failing).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: Self.sharedRoot + "/releases/micro-broken"))
         #expect(await eventually(10) { chat.value.contains { $0.contains(String(failing.prefix(4))) && $0.contains("failed") && $0.contains("test.vm") } })
+        for (recipe, step, words) in [("nopkg", "packages", "baton-no-such-package"), ("badpost", "image", "exit status 7")] {
+            let yaml = workflow.replacingOccurrences(of: "recipe: micro", with: "recipe: \(recipe)")
+            let id = try #require(try await client.run(config.jid, node: "submit", values: ["yaml": [yaml]]).form?["id"])
+            let holder = step == "packages" ? agents[1].agent : agents[2].agent
+            #expect(try await eventually(300) { try finished(holder, id) != nil })
+            let ended = try #require(try finished(holder, id))
+            #expect(ended.status == .failed)
+            #expect(ended.reason?.contains("step \(step) failed") == true && ended.reason?.contains(words) == true, "\(ended.reason ?? "")")
+            #expect(await eventually(10) { chat.value.contains { $0.contains(String(id.prefix(4))) && $0.contains("failed") && $0.contains(words) } })
+        }
+
         // The debian profile through the same agents: mmdebstrap from the snapshot, booted with
         // glideinWMS user data (workflows/debian-appliance.yaml, on this run's channel).
         let debianFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
