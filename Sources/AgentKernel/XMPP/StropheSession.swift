@@ -146,6 +146,10 @@ final class StropheSession: @unchecked Sendable {
         }, userdata: Unmanaged.passUnretained(self).toOpaque())
         ctx = xmpp_ctx_new(nil, &log)
         var idleMillis: Int32 = 0
+        // Turns to run without sleeping after the socket had data: libstrophe reads at most
+        // 4 KiB per turn, and the rest of a TLS record it already decrypted is invisible to
+        // poll(2) — sleeping then would delay a large stanza (a hand-off) by the idle timeout.
+        var eagerTurns = 0
         while !stopped {
             let work = inbox.withLock { inbox -> [@Sendable () -> Void] in
                 defer { inbox.work.removeAll(keepingCapacity: true) }
@@ -160,13 +164,20 @@ final class StropheSession: @unchecked Sendable {
             if stopped { break }
             if !work.isEmpty || stanzasThisTurn > 0 {
                 idleMillis = 0
+                eagerTurns = 8
                 continue
             }
-            // Nothing happened: wait for the socket, a wake-up, or a short idle timeout. The
-            // timeout (growing to 25 ms) lets libstrophe run its timers and drain TLS records
-            // it already decrypted, which poll(2) cannot see.
+            if eagerTurns > 0 {
+                eagerTurns -= 1
+                continue
+            }
+            // Nothing happened: wait for the socket, a wake-up, or a short idle timeout (growing
+            // to 25 ms) that lets libstrophe run its timers.
             idleMillis = min(max(idleMillis * 2, 1), 25)
-            waitForActivity(timeoutMillis: idleMillis)
+            if waitForActivity(timeoutMillis: idleMillis) {
+                idleMillis = 0
+                eagerTurns = 8
+            }
         }
         for (_, (continuation, _, _)) in pending {
             continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
@@ -181,13 +192,14 @@ final class StropheSession: @unchecked Sendable {
         stopWaiters.removeAll()
     }
 
-    private func waitForActivity(timeoutMillis: Int32) {
+    /// Returns whether the XMPP socket became readable.
+    private func waitForActivity(timeoutMillis: Int32) -> Bool {
         let mustSleep = inbox.withLock { inbox -> Bool in
             guard inbox.work.isEmpty else { return false }
             inbox.sleeping = true
             return true
         }
-        guard mustSleep else { return }
+        guard mustSleep else { return false }
         var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         if let conn, let socket = SocketRegistry.socket(of: conn) {
             var events = Int16(POLLIN)
@@ -198,6 +210,7 @@ final class StropheSession: @unchecked Sendable {
         inbox.withLock { $0.sleeping = false }
         var sink = [UInt8](repeating: 0, count: 64)
         while read(wakeRead, &sink, sink.count) > 0 {}
+        return fds.count > 1 && fds[1].revents & Int16(POLLIN) != 0
     }
 
     private func nextID() -> String {
