@@ -2,7 +2,7 @@ import Foundation
 
 /// Steps shared by the micro and debian builders: cache lookup, guest tooling, recipe files,
 /// post scripts, format emission, kernel + initramfs, cache commit.
-struct BuildPipeline {
+public struct BuildPipeline: Sendable {
     let cacheRoot: URL
     let builderVersion: String
     let recipe: Recipe

@@ -2,7 +2,7 @@ import Foundation
 
 /// The debian profile: mmdebstrap (variant apt) from the snapshot repository only, then the
 /// same guest tools, files, post scripts and format emitters as the micro profile.
-public final class DebianImageBuilder: Sendable {
+public final class DebianImageBuilder: ImageBuilder {
     public static let builderVersion = "debian-1"
     public let cacheRoot: URL
     /// Where post scripts run; the build agent passes the container launcher.
@@ -13,19 +13,8 @@ public final class DebianImageBuilder: Sendable {
         self.postScripts = postScripts
     }
 
-    public func cacheKey(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int) throws -> String {
-        try pipeline(recipe, snapshot, sourceDateEpoch, nil).cacheKey()
-    }
-
-    public func build(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int,
-                      progress: BuildProgressHandler? = nil) throws -> BuildResult {
-        let p = pipeline(recipe, snapshot, sourceDateEpoch, progress)
-        return try p.run { root in try self.bootstrap(root, recipe: recipe, snapshot: snapshot, sde: sourceDateEpoch) }
-    }
-
-    func pipeline(_ r: Recipe, _ s: Snapshot, _ sde: Int, _ progress: BuildProgressHandler?) -> BuildPipeline {
-        BuildPipeline(cacheRoot: cacheRoot, builderVersion: Self.builderVersion, recipe: r, snapshot: s,
-                      sourceDateEpoch: sde, progress: progress, postScripts: postScripts)
+    public func makeRootfs(_ root: URL, pipeline: BuildPipeline) throws {
+        try bootstrap(root, recipe: pipeline.recipe, snapshot: pipeline.snapshot, sde: pipeline.sourceDateEpoch)
     }
 
     /// The kernel packages stay out of the root file system: the builder boots the kernel

@@ -2,7 +2,7 @@ import Foundation
 
 /// The micro profile: a busybox-static root file system (µCernVM style), booted from a
 /// squashfs through the Baton initramfs.
-public final class MicroImageBuilder: Sendable {
+public final class MicroImageBuilder: ImageBuilder {
     public static let builderVersion = "micro-1"
     public let cacheRoot: URL
     /// Where post scripts run; the build agent passes the container launcher.
@@ -13,20 +13,7 @@ public final class MicroImageBuilder: Sendable {
         self.postScripts = postScripts
     }
 
-    public func cacheKey(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int) throws -> String {
-        try pipeline(recipe, snapshot, sourceDateEpoch, nil).cacheKey()
-    }
-
-    public func build(recipe: Recipe, snapshot: Snapshot, sourceDateEpoch: Int,
-                      progress: BuildProgressHandler? = nil) throws -> BuildResult {
-        let p = pipeline(recipe, snapshot, sourceDateEpoch, progress)
-        return try p.run { root in try self.populate(root, pipeline: p) }
-    }
-
-    func pipeline(_ r: Recipe, _ s: Snapshot, _ sde: Int, _ progress: BuildProgressHandler?) -> BuildPipeline {
-        BuildPipeline(cacheRoot: cacheRoot, builderVersion: Self.builderVersion, recipe: r, snapshot: s,
-                      sourceDateEpoch: sde, progress: progress, postScripts: postScripts)
-    }
+    public func makeRootfs(_ root: URL, pipeline: BuildPipeline) throws { try populate(root, pipeline: pipeline) }
 
     /// FHS skeleton + busybox with an applet symlink for every command it provides.
     func populate(_ root: URL, pipeline p: BuildPipeline) throws {
