@@ -107,6 +107,7 @@ public final class Agent: Sendable {
         guard state.withLock({ s -> Bool in defer { s.shuttingDown = true }; return !s.shuttingDown }) else { return }
         spoolTask.withLock { $0?.cancel() }
         engineTask.withLock { $0?.cancel() }
+        engine.stop()
         for module in modules.reversed() { await module.stop() }
         do {
             try await pubsub.retract(node: Self.agentsNode, id: jid)

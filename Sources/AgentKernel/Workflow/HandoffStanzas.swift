@@ -36,9 +36,4 @@ public enum HandoffStanzas {
         }
         return document
     }
-
-    /// "Where is workflow X": `<where xmlns='urn:baton:workflow:0' workflow='3f2a'/>` → entries held.
-    public static func whereQuery(_ workflow: String) -> XMLElement {
-        XMLElement("where", xmlns: NS.batonWorkflow, ["workflow": workflow])
-    }
 }

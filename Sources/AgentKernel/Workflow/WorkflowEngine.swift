@@ -113,6 +113,9 @@ public final class WorkflowEngine: Sendable {
         }
     }
 
+    /// Ends the event publisher (called on shutdown, after the engine's pump is cancelled).
+    func stop() { events.finish() }
+
     // MARK: - Scheduling
 
     private func key(_ workflow: String, _ seq: Int) -> String { "\(workflow)#\(seq)" }

@@ -60,11 +60,6 @@ public struct XMLElement: Sendable, Equatable, CustomStringConvertible {
 
     // MARK: building
 
-    public func adding(_ child: XMLElement) -> XMLElement {
-        var copy = self
-        copy.nodes.append(.element(child))
-        return copy
-    }
     public mutating func append(_ child: XMLElement) { nodes.append(.element(child)) }
     public mutating func append(text: String) { nodes.append(.text(text)) }
 
