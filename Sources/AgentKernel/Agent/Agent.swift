@@ -248,8 +248,8 @@ public final class Agent: Sendable {
             guard settings.trusts(from) else {
                 throw StanzaError(.forbidden, "\(JID(from)?.bare ?? from) may not hand work to \(settings.name)")
             }
-            let document = try HandoffStanzas.document(in: iq.firstChild!)
-            let isNew = try engine.receive(document, from: from)
+            let (document, json) = try HandoffStanzas.document(in: iq.firstChild!)
+            let isNew = try engine.receive(document, json: json, from: from)
             if engine.ackDropper.withLock({ n -> Bool in defer { n = max(0, n - 1) }; return n > 0 }) {
                 throw AcknowledgementDropped()
             }

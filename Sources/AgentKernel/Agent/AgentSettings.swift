@@ -7,7 +7,7 @@ import Yams
 /// name: build                       # agent name in logs and in the directory
 /// jid: build@baton.test/agent
 /// password_file: /etc/baton/build.password   # or `password:`, or $BATON_PASSWORD
-/// server: { host: 127.0.0.1, port: 5222 }
+/// server: { host: 127.0.0.1, port: 5222, stream_management: false }   # XEP-0198 resumption, off by default
 /// tls: { policy: verify, ca_file: /etc/ssl/certs/ca.pem }   # policy: verify | trust-any
 /// pubsub: pubsub.baton.test          # default: pubsub.<domain>
 /// modules: [demo]
@@ -123,10 +123,19 @@ extension AgentSettings {
         guard let password, !password.isEmpty else {
             throw ConfigError(file: file, "no password: set 'password_file', 'password' or $BATON_PASSWORD")
         }
-        var host: String? = nil, port: UInt16? = nil
+        var host: String? = nil, port: UInt16? = nil, streamManagement = false
         if let server = root["server"] {
-            guard let map = server.mapping else { throw ConfigError(file: file, "'server' must be a mapping {host, port}") }
+            guard let map = server.mapping else { throw ConfigError(file: file, "'server' must be a mapping {host, port, stream_management}") }
+            for key in map.keys where !["host", "port", "stream_management"].contains(key.string ?? "") {
+                throw ConfigError(file: file, "line \(key.mark?.line ?? 0): unknown setting 'server.\(key.string ?? "?")' (known: host, port, stream_management)")
+            }
             host = try string("host", in: map)
+            if let sm = map["stream_management"] {
+                guard let value = sm.bool else {
+                    throw ConfigError(file: file, "line \(sm.mark?.line ?? 0): 'server.stream_management' must be true or false")
+                }
+                streamManagement = value
+            }
             if let p = map["port"] {
                 guard let value = p.int, let valid = UInt16(exactly: value) else {
                     throw ConfigError(file: file, "line \(p.mark?.line ?? 0): 'server.port' must be a port number")
@@ -157,7 +166,8 @@ extension AgentSettings {
                 if let name = key.string { moduleSettings[name] = try Yams.serialize(node: value) }
             }
         }
-        let connection = ConnectionSettings(jid: jid, password: password, host: host, port: port, tls: policy, caFile: caFile)
+        let connection = ConnectionSettings(jid: jid, password: password, host: host, port: port, tls: policy, caFile: caFile,
+                                            streamManagement: streamManagement)
         return AgentSettings(name: try string("name") ?? parsed.local!, connection: connection, pubsubService: try string("pubsub"),
                              modules: try strings("modules"), trusted: try strings("trusted"), concurrency: concurrency,
                              stateDirectory: try string("state_dir"), moduleSettings: moduleSettings,

@@ -25,8 +25,9 @@ public final class WorkflowEventFeed: Sendable {
             for await event in connection.events {
                 guard case .stanza(let stanza) = event, let items = PubSubClient.event(in: stanza), items.node == Self.node else { continue }
                 for (_, payload) in items.published {
-                    guard let workflowEvent = WorkflowEvent(element: payload) else { continue }
-                    listeners.withLock { for continuation in $0.values { continuation.yield(workflowEvent) } }
+                    for workflowEvent in WorkflowEvent.events(in: payload) {
+                        listeners.withLock { for continuation in $0.values { continuation.yield(workflowEvent) } }
+                    }
                 }
             }
             listeners.withLock { for continuation in $0.values { continuation.finish() } }

@@ -10,17 +10,19 @@
 /// The receiver answers `result` only once the document is in its journal (synced), with
 /// `<accepted xmlns='urn:baton:workflow:0' duplicate='true'/>` when it already had that step.
 public enum HandoffStanzas {
-    public static func handoff(_ document: WorkflowDocument) throws -> XMLElement {
+    /// `json` is the document already encoded (the sender journals the same text).
+    public static func handoff(_ document: WorkflowDocument, json: String? = nil) throws -> XMLElement {
         XMLElement("handoff", xmlns: NS.batonWorkflow, ["workflow": document.id, "seq": String(document.cursor)],
-                   children: [XMLElement("json", xmlns: NS.json, text: try document.json())])
+                   children: [XMLElement("json", xmlns: NS.json, text: try json ?? document.json())])
     }
 
     public static func accepted(duplicate: Bool) -> XMLElement {
         XMLElement("accepted", xmlns: NS.batonWorkflow, ["duplicate": duplicate ? "true" : "false"])
     }
 
-    /// Reads a hand-off; refuses (bad-request) anything malformed or inconsistent.
-    public static func document(in handoff: XMLElement) throws -> WorkflowDocument {
+    /// Reads a hand-off, returning the document and its JSON text as received; refuses
+    /// (bad-request) anything malformed or inconsistent.
+    public static func document(in handoff: XMLElement) throws -> (document: WorkflowDocument, json: String) {
         guard let json = handoff.child("json", xmlns: NS.json)?.text else {
             throw StanzaError(.badRequest, "handoff without a <json xmlns='\(NS.json)'/> document")
         }
@@ -34,6 +36,6 @@ public enum HandoffStanzas {
         guard document.cursor < document.steps.count, !document.isFinished else {
             throw StanzaError(.badRequest, "workflow \(document.id) has no step \(document.cursor) left to run")
         }
-        return document
+        return (document, json)
     }
 }

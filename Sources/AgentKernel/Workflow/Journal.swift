@@ -5,8 +5,8 @@ import GRDB
 /// holds, where each stands, and so which hand-offs it must still make after a crash.
 ///
 /// One row per (workflow, seq), seq being the index of the step the holder is to run:
-/// `accepted` → `running` → `routing` (step result recorded) → `handing` (to `target`) →
-/// `handed`; or `parked` (no agent for the next action), `finished` (completed, failed,
+/// `accepted` → `running` → `handing` (step result recorded, being handed to `target`) →
+/// `handed`; a new submission starts as `routing` (no step run here yet); or `parked` (no agent for the next action), `finished` (completed, failed,
 /// cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
 /// recognised and never run again.
 public final class Journal: Sendable {
@@ -58,21 +58,31 @@ public final class Journal: Sendable {
 
     /// Stores a received document unless (workflow, seq) is already here. Returns false for a
     /// duplicate. The write is synced before this returns: only then may the sender be told yes.
-    public func accept(_ document: WorkflowDocument, seq: Int, state: State = .accepted) throws -> Bool {
-        let json = try document.json()
+    /// `json`, if given, is the document's text as received (stored as is).
+    public func accept(_ document: WorkflowDocument, json: String? = nil, seq: Int, state: State = .accepted) throws -> Bool {
+        let json = try json ?? document.json()
         return try durably { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO custody (workflow, seq, document, state, updated) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [document.id, seq, json, state, Date().timeIntervalSince1970])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO custody (workflow, seq, document, state, updated) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [document.id, seq, json, state, Date().timeIntervalSince1970])
             return db.changesCount > 0
         }
     }
 
-    /// Records a new state (and document) for an entry.
-    public func update(_ document: WorkflowDocument, seq: Int, state: State, target: String? = nil) throws {
-        let json = try document.json()
+    /// Records a new state (and document) for an entry. `json`, if given, is `document` already
+    /// encoded (the hand-off sends the same text).
+    public func update(_ document: WorkflowDocument, json: String? = nil, seq: Int, state: State, target: String? = nil) throws {
+        let json = try json ?? document.json()
         try promptly { db in
-            try db.execute(sql: "UPDATE custody SET document = ?, state = ?, target = ?, updated = ? WHERE workflow = ? AND seq = ?",
-                           arguments: [json, state, target, Date().timeIntervalSince1970, document.id, seq])
+            try db.cachedStatement(sql: "UPDATE custody SET document = ?, state = ?, target = ?, updated = ? WHERE workflow = ? AND seq = ?")
+                .execute(arguments: [json, state, target, Date().timeIntervalSince1970, document.id, seq])
+        }
+    }
+
+    /// Records a new state for an entry whose document has not changed.
+    public func update(_ workflow: String, seq: Int, state: State, target: String? = nil) throws {
+        try promptly { db in
+            try db.cachedStatement(sql: "UPDATE custody SET state = ?, target = ?, updated = ? WHERE workflow = ? AND seq = ?")
+                .execute(arguments: [state, target, Date().timeIntervalSince1970, workflow, seq])
         }
     }
 
@@ -100,7 +110,7 @@ public final class Journal: Sendable {
 
     private func write<T>(synchronous: String, _ body: (Database) throws -> T) throws -> T {
         try db.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.cachedStatement(sql: "PRAGMA synchronous = \(synchronous)").execute()
             var result: T?
             try db.inTransaction {
                 result = try body(db)
@@ -112,7 +122,7 @@ public final class Journal: Sendable {
 
     public func entry(_ workflow: String, seq: Int) throws -> Entry? {
         try db.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM custody WHERE workflow = ? AND seq = ?", arguments: [workflow, seq]).map(Self.entry)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq]).map(Self.entry)
         }
     }
 
@@ -131,6 +141,15 @@ public final class Journal: Sendable {
         }
     }
 
+    /// (workflow, seq) of the entries in `states`, without reading their documents.
+    public func keys(in states: [State]) throws -> [(workflow: String, seq: Int)] {
+        try db.read { db in
+            let marks = states.map { _ in "?" }.joined(separator: ",")
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT workflow, seq FROM custody WHERE state IN (\(marks))"),
+                                    arguments: StatementArguments(states.map(\.rawValue))).map { ($0["workflow"], $0["seq"]) }
+        }
+    }
+
     public func recent(limit: Int = 50) throws -> [Entry] {
         try db.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM custody ORDER BY updated DESC LIMIT ?", arguments: [limit]).map(Self.entry)
@@ -140,7 +159,7 @@ public final class Journal: Sendable {
     // MARK: module records (small JSON values by key, e.g. the launcher's configs and instances)
 
     public func setRecord(_ key: String, json: String?) throws {
-        try db.write { db in
+        try promptly { db in
             if let json {
                 try db.execute(sql: "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", arguments: [key, json])
             } else {
@@ -158,7 +177,7 @@ public final class Journal: Sendable {
 
     /// Drops the oldest handed/finished entries beyond `retention`.
     public func prune() throws {
-        try db.write { db in
+        try promptly { db in
             try db.execute(sql: """
                 DELETE FROM custody WHERE rowid IN (
                     SELECT rowid FROM custody WHERE state IN ('handed', 'finished') ORDER BY updated DESC LIMIT -1 OFFSET ?)

@@ -13,11 +13,32 @@ public struct StepInvocation: Sendable {
     /// What happened so far (for provenance, e.g. a release manifest).
     public let trail: [WorkflowDocument.TrailEntry]
     public let submitter: String
-    /// A directory of this step's own, kept until the workflow is handed on.
-    public let workspace: URL
+    private let workspaceURL: URL
+    /// A directory of this step's own, created on first use (most steps never need one) and
+    /// removed once the step's result is recorded; a failed step's is kept for inspection.
+    public var workspace: URL {
+        try? FileManager.default.createDirectory(at: workspaceURL, withIntermediateDirectories: true)
+        return workspaceURL
+    }
     public let logger: Logger
     /// Progress for humans: goes to the events node and the submitter's chat.
     public let progress: @Sendable (String) -> Void
+
+    init(workflowID: String, workflowName: String, step: WorkflowDocument.Step, params: [String: JSONValue],
+         context: [String: [String: JSONValue]], attempt: Int, trail: [WorkflowDocument.TrailEntry], submitter: String,
+         workspace: URL, logger: Logger, progress: @escaping @Sendable (String) -> Void) {
+        self.workflowID = workflowID
+        self.workflowName = workflowName
+        self.step = step
+        self.params = params
+        self.context = context
+        self.attempt = attempt
+        self.trail = trail
+        self.submitter = submitter
+        self.workspaceURL = workspace
+        self.logger = logger
+        self.progress = progress
+    }
 
     /// The `with:` value of this step, else a workflow parameter of the same name.
     public func argument(_ name: String) -> JSONValue? { step.with[name] ?? params[name] }

@@ -24,6 +24,7 @@ public final class WorkflowEngine: Sendable {
         var running: [String: Task<StepOutcome, Error>] = [:]
     }
     private let scheduling = Mutex(Scheduling())
+    private let endObservers = Mutex<[@Sendable (WorkflowDocument) -> Void]>([])
 
     init(journal: Journal, connection: XMPPConnection, directory: AgentDirectory, runners: [any StepRunner],
          settings: AgentSettings, me: @escaping @Sendable () -> String, loadChanged: @escaping @Sendable (Int) -> Void) {
@@ -50,19 +51,20 @@ public final class WorkflowEngine: Sendable {
         guard try journal.accept(document, seq: -1, state: .routing) else { return document }
         logger.info("accepted new workflow \(document.shortName) from \(submitter)")
         events.report(WorkflowEvent(.submitted, document: document, agent: me(), message: "\(document.steps.count) steps"), to: document)
-        schedule(workflow: document.id, seq: -1)
+        schedule(Journal.Entry(document: document, seq: -1, state: .routing, target: nil, updated: Date()))
         return document
     }
 
     /// Stores a handed-over document; returns false if it was already here (a resend).
-    public func receive(_ document: WorkflowDocument, from sender: String) throws -> Bool {
+    /// `json` is the document's text as it arrived, stored as is (no second encoding).
+    public func receive(_ document: WorkflowDocument, json: String? = nil, from sender: String) throws -> Bool {
         guard runners[document.steps[document.cursor].action] != nil else {
             throw StanzaError(.featureNotImplemented, "\(settings.name) does not run '\(document.steps[document.cursor].action)'")
         }
-        let isNew = try journal.accept(document, seq: document.cursor)
+        let isNew = try journal.accept(document, json: json, seq: document.cursor)
         if isNew {
             logger.info("took custody of \(document.shortName) step \(document.cursor + 1) from \(sender)")
-            schedule(workflow: document.id, seq: document.cursor)
+            schedule(Journal.Entry(document: document, seq: document.cursor, state: .accepted, target: nil, updated: Date()))
         } else {
             logger.info("duplicate hand-off of \(document.shortName) step \(document.cursor + 1) from \(sender): already held")
         }
@@ -93,24 +95,45 @@ public final class WorkflowEngine: Sendable {
         do {
             for entry in try journal.entries(in: [.accepted, .running, .routing, .handing, .parked]) {
                 if entry.state != .parked { logger.info("resuming \(entry.document.shortName) (\(entry.state.rawValue))") }
-                schedule(workflow: entry.document.id, seq: entry.seq)
+                schedule(entry)
             }
         } catch {
             logger.error("cannot read the journal: \(error)")
         }
+        var lastPrune = ContinuousClock.now
         while !Task.isCancelled {
-            let parked = (try? journal.entries(in: [.parked, .handing, .routing])) ?? []
-            let actions = Set(parked.compactMap { $0.document.currentStep?.action })
-            _ = await directory.wait(timeout: 5) { peers in
-                peers.contains { peer in peer.online && actions.contains { peer.description.actions.contains($0) } }
+            // Hand-offs that no task is working on (their connection dropped) are retried at
+            // once; parked work waits until an agent offering its next action is online.
+            let idle = { (keys: [(workflow: String, seq: Int)]) in
+                self.scheduling.withLock { s in keys.filter { !s.busy.contains(self.key($0.workflow, $0.seq)) } }
+            }
+            if idle((try? journal.keys(in: [.handing, .routing])) ?? []).isEmpty {
+                let parked = (try? journal.entries(in: [.parked])) ?? []
+                let actions = Set(parked.compactMap { $0.document.currentStep?.action })
+                _ = await directory.wait(timeout: 5) { peers in
+                    peers.contains { peer in peer.online && actions.contains { peer.description.actions.contains($0) } }
+                }
             }
             if Task.isCancelled { break }
-            for entry in (try? journal.entries(in: [.parked, .handing, .routing])) ?? [] {
-                schedule(workflow: entry.document.id, seq: entry.seq)
+            for (workflow, seq) in idle((try? journal.keys(in: [.parked, .handing, .routing])) ?? []) {
+                schedule(workflow: workflow, seq: seq)
             }
-            try? journal.prune()
+            if ContinuousClock.now - lastPrune > .seconds(10) {
+                try? journal.prune()
+                lastPrune = .now
+            }
             try? await Task.sleep(for: .milliseconds(200))
         }
+    }
+
+    /// Calls `observer` with every workflow that ends on this agent (completed, failed, cancelled,
+    /// or parked after a failed step), once its end is in the journal.
+    public func onEnd(_ observer: @escaping @Sendable (WorkflowDocument) -> Void) {
+        endObservers.withLock { $0.append(observer) }
+    }
+
+    private func ended(_ document: WorkflowDocument) {
+        for observer in endObservers.withLock({ $0 }) { observer(document) }
     }
 
     /// Ends the event publisher (called on shutdown, after the engine's pump is cancelled).
@@ -120,7 +143,10 @@ public final class WorkflowEngine: Sendable {
 
     private func key(_ workflow: String, _ seq: Int) -> String { "\(workflow)#\(seq)" }
 
-    private func schedule(workflow: String, seq: Int) {
+    /// Runs or routes an entry taken fresh from the journal (or just written to it).
+    private func schedule(_ entry: Journal.Entry) { schedule(workflow: entry.document.id, seq: entry.seq, current: entry) }
+
+    private func schedule(workflow: String, seq: Int, current: Journal.Entry? = nil) {
         let k = key(workflow, seq)
         guard scheduling.withLock({ $0.busy.insert(k).inserted }) else { return }
         loadChanged(scheduling.withLock { $0.busy.count })
@@ -130,7 +156,9 @@ public final class WorkflowEngine: Sendable {
                 loadChanged(scheduling.withLock { $0.busy.count })
             }
             do {
-                guard let entry = try journal.entry(workflow, seq: seq) else { return }
+                // Re-read unless the caller holds the entry as just stored: the state may have
+                // moved on between the scheduling and this task.
+                guard let entry = try current ?? journal.entry(workflow, seq: seq) else { return }
                 switch entry.state {
                 case .accepted, .running: try await runStep(entry)
                 case .routing, .handing, .parked: try await route(entry)
@@ -166,7 +194,6 @@ public final class WorkflowEngine: Sendable {
         events.report(WorkflowEvent(.started, document: document, agent: me(), step: step,
                                     message: attempt > 1 ? "attempt \(attempt)" : nil), to: document)
         let workspace = URL(fileURLWithPath: settings.stateDirectory).appendingPathComponent("work/\(document.id)/\(step.id)")
-        try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
         let invocation = StepInvocation(
             workflowID: document.id, workflowName: document.name, step: step, params: document.params,
             context: document.context, attempt: attempt, trail: document.trail, submitter: document.submitter, workspace: workspace,
@@ -199,16 +226,20 @@ public final class WorkflowEngine: Sendable {
             document.trail.append(trail)
             document.context[step.id] = outcome.outputs
             document.cursor += 1
+            removeWorkspace(workspace)
             events.report(WorkflowEvent(.done, document: document, agent: me(), step: step, elapsed: elapsed), to: document)
             if document.cursor >= document.steps.count {
                 document.status = .completed
                 try journal.update(document, seq: entry.seq, state: .finished)
                 events.report(WorkflowEvent(.completed, document: document, agent: me(),
                                             message: "\(document.steps.count) steps in \(String(format: "%.1f", Date().timeIntervalSince(document.submitted)))s"), to: document)
+                ended(document)
                 return
             }
-            // The result is recorded before any hand-off: from here on the step is never run again.
-            try journal.update(document, seq: entry.seq, state: .routing)
+            // Every way out of `route` (hand-off pending, kept here, parked) first journals the
+            // document with this result, before any message leaves: from then on the step is
+            // never run again. A crash before that write reruns the step (at-least-once), so
+            // no separate `routing` write is needed — it would cost every hop a transaction.
             try await route(Journal.Entry(document: document, seq: entry.seq, state: .routing, target: nil, updated: Date()))
         case .failure(let error):
             let cancelled = scheduling.withLock { $0.cancelRequested.contains(document.id) }
@@ -232,7 +263,7 @@ public final class WorkflowEngine: Sendable {
                 events.report(WorkflowEvent(.retrying, document: document, agent: me(), step: step,
                                             message: "attempt \(attempt + 1) of \(document.onFailure.retries + 1)"), to: document, chat: false)
                 scheduling.withLock { _ = $0.busy.remove(key(document.id, entry.seq)) }
-                schedule(workflow: document.id, seq: entry.seq)
+                schedule(Journal.Entry(document: document, seq: entry.seq, state: .accepted, target: nil, updated: Date()))
                 return
             }
             let current = Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date())
@@ -241,6 +272,7 @@ public final class WorkflowEngine: Sendable {
                 document.reason = "step \(step.id) failed: \(error)"
                 try journal.update(document, seq: entry.seq, state: .finished)
                 events.report(WorkflowEvent(.parked, document: document, agent: me(), step: step, message: document.reason), to: document)
+                ended(document)
             } else {
                 try finish(current, status: .failed, reason: "step \(step.id) failed: \(error)")
             }
@@ -254,6 +286,17 @@ public final class WorkflowEngine: Sendable {
         try journal.update(document, seq: entry.seq, state: .finished)
         let kind: WorkflowEvent.Kind = status == .cancelled ? .cancelled : .failed
         events.report(WorkflowEvent(kind, document: document, agent: me(), message: reason), to: document)
+        ended(document)
+    }
+
+    /// Drops a finished step's workspace (and the workflow's directory once empty): its
+    /// products are in the artifact store or the trail by now.
+    private func removeWorkspace(_ workspace: URL) {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: workspace.path) else { return }
+        try? manager.removeItem(at: workspace)
+        let parent = workspace.deletingLastPathComponent()
+        if (try? manager.contentsOfDirectory(atPath: parent.path))?.isEmpty == true { try? manager.removeItem(at: parent) }
     }
 
     // MARK: - Handing on
@@ -277,16 +320,18 @@ public final class WorkflowEngine: Sendable {
             if target == me() {
                 try journal.handToSelf(document, from: entry.seq)
                 events.report(WorkflowEvent(.handoff, document: document, agent: me(), step: step, message: "kept here"), to: document, chat: false)
-                schedule(workflow: document.id, seq: document.cursor)
+                schedule(Journal.Entry(document: document, seq: document.cursor, state: .accepted, target: nil, updated: Date()))
                 return
             }
             document.status = .running
-            try journal.update(document, seq: entry.seq, state: .handing, target: target)
+            let json = try document.json()
+            try journal.update(document, json: json, seq: entry.seq, state: .handing, target: target)
+            let handoff = try HandoffStanzas.handoff(document, json: json)
             for attempt in 1...3 {
                 do {
                     let started = ContinuousClock.now
-                    _ = try await connection.request(Stanza.iq(.set, to: target, payload: try HandoffStanzas.handoff(document)), timeout: 10)
-                    try journal.update(document, seq: entry.seq, state: .handed, target: target)
+                    _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
+                    try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
                     let ms = (ContinuousClock.now - started).components
                     logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15) ms")
                     events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)

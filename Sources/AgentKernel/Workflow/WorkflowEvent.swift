@@ -48,6 +48,20 @@ public struct WorkflowEvent: Codable, Sendable, Equatable {
                           children: [XMLElement("json", xmlns: NS.json, text: json)])
     }
 
+    /// One pubsub item's payload: `<events>` holding the events of one batch, in order.
+    public static func batch(_ events: [WorkflowEvent]) -> XMLElement {
+        XMLElement("events", xmlns: NS.batonWorkflow, children: events.map(\.element))
+    }
+
+    /// The events in an item's payload: a batch, or a single `<event>`.
+    public static func events(in payload: XMLElement?) -> [WorkflowEvent] {
+        guard let payload else { return [] }
+        if payload.name == "events", payload.xmlns == NS.batonWorkflow {
+            return payload.children.compactMap { WorkflowEvent(element: $0) }
+        }
+        return WorkflowEvent(element: payload).map { [$0] } ?? []
+    }
+
     public init?(element: XMLElement?) {
         guard let element, element.name == "event", element.xmlns == NS.batonWorkflow,
               let json = element.child("json", xmlns: NS.json)?.text,

@@ -5,8 +5,9 @@ import Foundation
 /// plain C-style loop on one thread — no Swift concurrency, no `XMLElement` conversion, no
 /// wake-up pipe. Client A pings client B's full JID through the server; B answers from its
 /// handler; A sends the next ping from inside its result handler. Both connections use the
-/// same flags as `StropheSession` (mandatory TLS, trust-any, TCP_NODELAY, stream management
-/// left at libstrophe's default), so Baton's numbers compare like with like.
+/// same flags as `StropheSession` (mandatory TLS, trust-any, TCP_NODELAY, XEP-0198 stream
+/// management on or off as `ConnectionSettings` has it by default), so Baton's numbers compare
+/// like with like.
 ///
 /// Not thread-safe: call every method from one thread at a time (the benchmark uses one).
 public final class BareStropheBenchmark: @unchecked Sendable {
@@ -51,14 +52,17 @@ public final class BareStropheBenchmark: @unchecked Sendable {
     private var idBuffer = [CChar](repeating: 0, count: 32)
 
     /// Connects both accounts (TLS, any certificate accepted) and waits until both are online.
-    public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10) throws {
+    public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10,
+                streamManagement: Bool = ConnectionSettings(jid: "", password: "").streamManagement) throws {
         xmpp_initialize()
         ctx = xmpp_ctx_new(nil, nil)
         a = xmpp_conn_new(ctx)
         b = xmpp_conn_new(ctx)
         let me = Unmanaged.passUnretained(self).toOpaque()
         for (conn, account) in [(a, accountA), (b, accountB)] {
-            xmpp_conn_set_flags(conn, Int(XMPP_CONN_FLAG_MANDATORY_TLS | XMPP_CONN_FLAG_TRUST_TLS))
+            var flags = XMPP_CONN_FLAG_MANDATORY_TLS | XMPP_CONN_FLAG_TRUST_TLS
+            if !streamManagement { flags |= XMPP_CONN_FLAG_DISABLE_SM }
+            xmpp_conn_set_flags(conn, Int(flags))
             xmpp_conn_set_jid(conn, account.jid)
             xmpp_conn_set_pass(conn, account.password)
             xmpp_conn_set_sockopt_callback(conn) { conn, socket in

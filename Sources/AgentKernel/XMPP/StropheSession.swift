@@ -141,6 +141,10 @@ final class StropheSession: @unchecked Sendable {
         xmpp_initialize()
         var log = xmpp_log_t(handler: { userdata, level, area, message in
             let session = Unmanaged<StropheSession>.fromOpaque(userdata!).takeUnretainedValue()
+            // Once online, libstrophe's debug lines are the text of every stanza sent and
+            // received: dropped here before they become Swift strings (a copy and a scan of
+            // each hand-off document otherwise). Login chatter is kept to explain failures.
+            if session.online, level.rawValue < XMPP_LEVEL_WARN.rawValue { return }
             session.libstropheSaid(level: level, area: area.map { String(cString: $0) } ?? "",
                                    message: message.map { String(cString: $0) } ?? "")
         }, userdata: Unmanaged.passUnretained(self).toOpaque())
@@ -234,6 +238,7 @@ final class StropheSession: @unchecked Sendable {
         self.conn = conn
         var flags = XMPP_CONN_FLAG_MANDATORY_TLS
         if settings.tls == .trustAny { flags |= XMPP_CONN_FLAG_TRUST_TLS }
+        if !settings.streamManagement { flags |= XMPP_CONN_FLAG_DISABLE_SM }
         xmpp_conn_set_flags(conn, Int(flags))
         let jid = JID(settings.jid)
         let resource = jid?.resource ?? "baton-\(idPrefix)"
