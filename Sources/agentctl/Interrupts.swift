@@ -4,7 +4,9 @@ import Foundation
 /// Ctrl-C. Whoever is waiting on something long (a watch, a shell command) says what ctrl-C
 /// means meanwhile; with nobody waiting, it ends agentctl with the usual 130.
 enum Interrupts {
-    private static let handler = Locked<(@Sendable () -> Void)?>(nil)
+    /// In a struct, not as a bare function type in the lock: see `Locked`.
+    private struct Handler: Sendable { var action: (@Sendable () -> Void)? }
+    private static let handler = Locked(Handler())
     // Kept alive for the life of the process; only touched by `install`, once, at start-up.
     nonisolated(unsafe) private static var source: DispatchSourceSignal?
 
@@ -13,7 +15,7 @@ enum Interrupts {
         signal(SIGINT, SIG_IGN)  // the dispatch source below sees it instead
         let signalSource = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         signalSource.setEventHandler {
-            if let action = handler.value { action() } else { exit(130) }
+            if let action = handler.value.action { action() } else { exit(130) }
         }
         signalSource.resume()
         source = signalSource
@@ -21,8 +23,8 @@ enum Interrupts {
 
     /// Runs `body` with ctrl-C calling `onInterrupt` instead of the previous meaning.
     static func during<T>(_ onInterrupt: @escaping @Sendable () -> Void, _ body: () async throws -> T) async rethrows -> T {
-        let previous = handler.withLock { current -> (@Sendable () -> Void)? in
-            defer { current = onInterrupt }
+        let previous = handler.withLock { current -> Handler in
+            defer { current.action = onInterrupt }
             return current
         }
         defer { handler.withLock { $0 = previous } }

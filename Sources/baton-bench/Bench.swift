@@ -29,6 +29,7 @@ struct Report: Sendable {
     var startToOnline: Sample
     var rssMB: Sample
     var hop: Sample
+    var handoff: Sample
     var workflowE2E: Sample
     var handoffsPerSecond: Double
     var handoffWorkflows: Int
@@ -113,7 +114,7 @@ final class Bench: Sendable {
         let none = Sample([])
         var report = Report(fsync: fsync, bareRTT: none, batonRTT: none, bareThroughput: .nan, batonThroughput: .nan,
                             bareThroughputRTT: none, batonThroughputRTT: none, discovery: none, discoveryMisses: 0,
-                            startToOnline: none, rssMB: none, hop: none, workflowE2E: none, handoffsPerSecond: .nan,
+                            startToOnline: none, rssMB: none, hop: none, handoff: none, workflowE2E: none, handoffsPerSecond: .nan,
                             handoffWorkflows: config.workflows, handoffSeconds: .nan)
 
         // (a) + (b): bare libstrophe first, then Baton. ping-a stays online as the workflows'
@@ -154,7 +155,7 @@ final class Bench: Sendable {
         if config.runs("e") {
             let probe = try await connect("wf0", resource: "probe")
             let before = try await eventsPublishProbe(probe)
-            (report.hop, report.workflowE2E, report.handoffsPerSecond, report.handoffWorkflows, report.handoffSeconds)
+            (report.hop, report.handoff, report.workflowE2E, report.handoffsPerSecond, report.handoffWorkflows, report.handoffSeconds)
                 = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench")
             let after = try await eventsPublishProbe(probe)
             await probe.close()
@@ -357,7 +358,7 @@ final class Bench: Sendable {
 
     // MARK: - (e) workflow hand-offs
 
-    func handoffs(submitter: String) async throws -> (hop: Sample, e2e: Sample, rate: Double, workflows: Int, seconds: Double) {
+    func handoffs(submitter: String) async throws -> (hop: Sample, handoff: Sample, e2e: Sample, rate: Double, workflows: Int, seconds: Double) {
         // wf0 only submits; wf1…wf5 each run one step. Every step is a hand-off across the server.
         var pipeline: [RunningAgent] = []
         for (index, user) in pipelineUsers.enumerated() {
@@ -382,10 +383,20 @@ final class Bench: Sendable {
             endTimes.withLock { $0[document.id] = now }
         }
         func endTime(_ id: String) -> UInt64? { endTimes.withLock { $0[id] } }
+        // Each hand-off as its sender timed it: journal, IQ, the receiver's synced store, ack.
+        let handoffTimes = Mutex<[Double]>([])
+        let recording = Mutex(false)
+        for agent in pipeline.dropLast() {
+            agent.agent.engine.onHandoff { handoff in
+                guard recording.withLock({ $0 }) else { return }
+                handoffTimes.withLock { $0.append(handoff.duration / .milliseconds(1)) }
+            }
+        }
 
         // Hop latency: one workflow in flight at a time.
         var e2e: [Double] = []
         for round in 0..<(config.rounds + 3) {
+            recording.withLock { $0 = round >= 3 }
             let start = monotonicNanos()
             let submitted = try entry.engine.submit(document, by: submitter)
             let deadline = start + 30_000_000_000
@@ -396,9 +407,12 @@ final class Bench: Sendable {
             if round >= 3, let ended = endTime(submitted.id) { e2e.append(Double(ended - start) / 1e6) }
             try await Task.sleep(for: .milliseconds(20))
         }
+        recording.withLock { $0 = false }
         let e2eSample = Sample(e2e)
         let hop = Sample(e2e.map { $0 / 5 })
-        log(String(format: "workflow: end-to-end p50 %.2f ms (hop %.2f ms), p99 %.2f ms", e2eSample.p50, hop.p50, e2eSample.p99))
+        let handoff = Sample(handoffTimes.withLock { $0 })
+        log(String(format: "workflow: end-to-end p50 %.2f ms (hop %.2f ms), p99 %.2f ms; hand-off p50 %.2f ms, p99 %.2f ms",
+                   e2eSample.p50, hop.p50, e2eSample.p99, handoff.p50, handoff.p99))
 
         // Hand-off rate: many workflows in flight.
         let count = config.workflows
@@ -431,6 +445,6 @@ final class Bench: Sendable {
         log(String(format: "workflow: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
                    count, count * 5, seconds, rate, submitSeconds))
         for agent in pipeline { await stop(agent) }
-        return (hop, e2eSample, rate, count, seconds)
+        return (hop, handoff, e2eSample, rate, count, seconds)
     }
 }

@@ -61,6 +61,19 @@ import Testing
         #expect(throws: ConfigError.self) { try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nserver: {port: 99999}\n", file: "a.yaml") }
     }
 
+    @Test func streamManagementIsOptIn() throws {
+        let plain = try AgentSettings.parse(yaml: "jid: a@b\npassword: x\n", file: "a.yaml")
+        #expect(plain.connection.streamManagement == false)
+        let resumable = try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nserver: { host: h, stream_management: true }\n", file: "a.yaml")
+        #expect(resumable.connection.streamManagement == true && resumable.connection.host == "h")
+        #expect(throws: ConfigError(file: "a.yaml", "line 3: 'server.stream_management' must be true or false")) {
+            try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nserver: { stream_management: sometimes }\n", file: "a.yaml")
+        }
+        #expect(throws: ConfigError(file: "a.yaml", "line 3: unknown setting 'server.hots' (known: host, port, stream_management)")) {
+            try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nserver: { hots: h }\n", file: "a.yaml")
+        }
+    }
+
     @Test func passwordFromEnvironment() throws {
         let settings = try AgentSettings.parse(yaml: "jid: a@b\n", file: "a.yaml", environment: ["BATON_PASSWORD": "pw"])
         #expect(settings.connection.password == "pw")

@@ -40,11 +40,11 @@ public final class Agent: Sendable {
         let journal = try Journal(path: settings.stateDirectory + "/journal.sqlite")
         let directory = self.directory
         let boundJID = Locked<String?>(nil)
-        let loadSink = Locked<(@Sendable (Int) -> Void)?>(nil)
+        let loadSink = Locked(LoadSink())
         engine = WorkflowEngine(journal: journal, connection: connection, directory: directory,
                                 runners: modules.compactMap { $0 as? any StepRunner }, settings: settings,
                                 me: { boundJID.withLock { $0 } ?? settings.jid },
-                                loadChanged: { load in loadSink.withLock { $0 }?(load) })
+                                loadChanged: { load in loadSink.withLock { $0.call }?(load) })
         var all: [any AgentModule] = []
         let kernel = KernelModule()
         all.append(kernel)
@@ -56,10 +56,13 @@ public final class Agent: Sendable {
         loadPublisher = LoadPublisher(minimumInterval: .milliseconds(500))
         boundJIDSink = boundJID
         kernel.attach(to: self)
-        loadSink.withLock { $0 = { [weak self] load in self?.setLoad(load) } }
+        loadSink.withLock { $0.call = { [weak self] load in self?.setLoad(load) } }
         installKernelHandlers()
     }
     private let boundJIDSink: Locked<String?>
+    /// Where the engine reports load changes, bound once `self` exists. A struct, not a bare
+    /// function type in the lock: see `Locked`.
+    private struct LoadSink: Sendable { var call: (@Sendable (Int) -> Void)? }
 
     /// The full JID once online (the configured resource, or the one the server bound).
     public var jid: String { state.withLock { $0.boundJID } ?? settings.jid }

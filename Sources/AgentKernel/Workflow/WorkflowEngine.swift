@@ -25,6 +25,18 @@ public final class WorkflowEngine: Sendable {
     }
     private let scheduling = Mutex(Scheduling())
     private let endObservers = Mutex<[@Sendable (WorkflowDocument) -> Void]>([])
+    private let handoffObservers = Mutex<[@Sendable (Handoff) -> Void]>([])
+
+    /// One completed hand-off, as the sender saw it.
+    public struct Handoff: Sendable {
+        public var workflow: String
+        /// The step the receiver is to run (0-based).
+        public var seq: Int
+        public var target: String
+        /// From journaling the hand-off to journaling it done: encode, IQ, the receiver's
+        /// synced store, its answer.
+        public var duration: Duration
+    }
 
     init(journal: Journal, connection: XMPPConnection, directory: AgentDirectory, runners: [any StepRunner],
          settings: AgentSettings, me: @escaping @Sendable () -> String, loadChanged: @escaping @Sendable (Int) -> Void) {
@@ -130,6 +142,11 @@ public final class WorkflowEngine: Sendable {
     /// or parked after a failed step), once its end is in the journal.
     public func onEnd(_ observer: @escaping @Sendable (WorkflowDocument) -> Void) {
         endObservers.withLock { $0.append(observer) }
+    }
+
+    /// Calls `observer` after every hand-off this agent completes.
+    public func onHandoff(_ observer: @escaping @Sendable (Handoff) -> Void) {
+        handoffObservers.withLock { $0.append(observer) }
     }
 
     private func ended(_ document: WorkflowDocument) {
@@ -324,16 +341,17 @@ public final class WorkflowEngine: Sendable {
                 return
             }
             document.status = .running
+            let started = ContinuousClock.now
             let json = try document.json()
             try journal.update(document, json: json, seq: entry.seq, state: .handing, target: target)
             let handoff = try HandoffStanzas.handoff(document, json: json)
             for attempt in 1...3 {
                 do {
-                    let started = ContinuousClock.now
                     _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
                     try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
-                    let ms = (ContinuousClock.now - started).components
-                    logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15) ms")
+                    let record = Handoff(workflow: document.id, seq: document.cursor, target: target, duration: .now - started)
+                    for observer in handoffObservers.withLock({ $0 }) { observer(record) }
+                    logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(String(format: "%.2f", record.duration / .milliseconds(1))) ms")
                     events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)
                     return
                 } catch let error as StanzaError {

@@ -42,7 +42,7 @@ final class ShellInterpreter {
         }
         // At the prompt ctrl-C only reminds how to leave (a watch turns it into "stop watching").
         await Interrupts.during({ print("\n(exit or ctrl-D leaves the shell)") }) {
-            while let line = await input.next(prompt: prompt) {
+            while let line = await input.next(prompt: prompt, completer: completer) {
                 lineNumber += 1
                 input.remember(line)
                 if await execute(line) == .exit { break }
@@ -52,6 +52,24 @@ final class ShellInterpreter {
     }
 
     enum Flow { case next, exit }
+
+    /// The words `execute` handles itself in every context (keep in step with its switch), with
+    /// the usage that tells Tab what their argument is.
+    static let builtins: [CommandCompleter.Command] = [
+        .init(name: "exit", usage: "exit"), .init(name: "quit", usage: "quit"), .init(name: "?", usage: "?"),
+        .init(name: "ls", usage: "ls"), .init(name: "help", usage: "help CMD"), .init(name: "cd", usage: "cd CONTEXT|..|/"),
+        .init(name: "..", usage: ".."), .init(name: "/", usage: "/"), .init(name: "history", usage: "history"),
+    ]
+
+    /// Tab's candidates from the contexts' own command tables, as seen from the current context.
+    var completer: LineEditor.Completer {
+        let completer = CommandCompleter(
+            contexts: ShellContexts.all.map { context in
+                .init(name: context.name, commands: context.commands.map { .init(name: $0.name, usage: $0.usage) })
+            },
+            current: context?.name, builtins: Self.builtins)
+        return { completer.candidates(before: $0) }
+    }
 
     func execute(_ line: String) async -> Flow {
         let words: [String]
