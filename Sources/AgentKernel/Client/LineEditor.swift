@@ -342,31 +342,8 @@ enum CompletionWords {
         return (words(String(characters[..<start])), String(characters[start...]))
     }
 
-    /// Words split on unescaped blanks, with their backslashes removed.
-    static func words(_ text: String) -> [String] {
-        var words: [String] = []
-        var current = ""
-        var inWord = false
-        var escaped = false
-        for character in text {
-            if escaped {
-                current.append(character)
-                escaped = false
-            } else if character == "\\" {
-                escaped = true
-                inWord = true
-            } else if character.isWhitespace {
-                if inWord { words.append(current) }
-                current = ""
-                inWord = false
-            } else {
-                current.append(character)
-                inWord = true
-            }
-        }
-        if inWord { words.append(current) }
-        return words
-    }
+    /// Words as the shell will split them (quotes, backslashes), an open quote running to the end.
+    static func words(_ text: String) -> [String] { ShellWords.splitPartial(text) }
 
     static func unescape(_ word: String) -> String { words(word).joined(separator: " ") }
 

@@ -1,10 +1,20 @@
 /// Splits a shell line into words: blanks separate, '…' and "…" quote, \ escapes one character.
-enum ShellWords {
-    struct UnterminatedQuote: Error, CustomStringConvertible {
-        var description: String { "unterminated quote" }
+/// agentctl's shell runs the words; its Tab completion reads the words before the cursor.
+public enum ShellWords {
+    public struct UnterminatedQuote: Error, CustomStringConvertible {
+        public var description: String { "unterminated quote" }
     }
 
-    static func split(_ line: String) throws -> [String] {
+    public static func split(_ line: String) throws -> [String] {
+        let (words, openQuote) = scan(line)
+        if openQuote { throw UnterminatedQuote() }
+        return words
+    }
+
+    /// The words of a line still being typed: an open quote runs to the end.
+    public static func splitPartial(_ line: String) -> [String] { scan(line).words }
+
+    private static func scan(_ line: String) -> (words: [String], openQuote: Bool) {
         var words: [String] = []
         var current = ""
         var inWord = false
@@ -31,8 +41,7 @@ enum ShellWords {
                 inWord = true
             }
         }
-        if quote != nil { throw UnterminatedQuote() }
         if inWord { words.append(current) }
-        return words
+        return (words, quote != nil)
     }
 }
