@@ -139,7 +139,11 @@ final class StropheSession: @unchecked Sendable {
 
     private func runLoop() {
         xmpp_initialize()
-        var log = xmpp_log_t(handler: { userdata, level, area, message in
+        // libstrophe keeps this pointer for the context's whole life: it must not be a Swift
+        // local passed with `&` (valid only during the call), so it gets memory of its own.
+        let log = UnsafeMutablePointer<xmpp_log_t>.allocate(capacity: 1)
+        defer { log.deallocate() }
+        log.initialize(to: xmpp_log_t(handler: { userdata, level, area, message in
             let session = Unmanaged<StropheSession>.fromOpaque(userdata!).takeUnretainedValue()
             // Once online, libstrophe's debug lines are the text of every stanza sent and
             // received: dropped here before they become Swift strings (a copy and a scan of
@@ -147,8 +151,8 @@ final class StropheSession: @unchecked Sendable {
             if session.online, level.rawValue < XMPP_LEVEL_WARN.rawValue { return }
             session.libstropheSaid(level: level, area: area.map { String(cString: $0) } ?? "",
                                    message: message.map { String(cString: $0) } ?? "")
-        }, userdata: Unmanaged.passUnretained(self).toOpaque())
-        ctx = xmpp_ctx_new(nil, &log)
+        }, userdata: Unmanaged.passUnretained(self).toOpaque()))
+        ctx = xmpp_ctx_new(nil, log)
         var idleMillis: Int32 = 0
         // Turns to run without sleeping after the socket had data: libstrophe reads at most
         // 4 KiB per turn, and the rest of a TLS record it already decrypted is invisible to
