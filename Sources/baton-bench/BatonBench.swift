@@ -13,7 +13,9 @@ struct BatonBench: AsyncParsableCommand {
         Starts its own Prosody sandbox (scripts/prosody-sandbox) on 127.0.0.1, then measures:
         IQ round trip and pipelined IQ throughput (Baton vs a bare libstrophe loop), pubsub
         discovery latency, agentd start-to-online time and RSS, and workflow hand-off latency and
-        rate. Everything is stopped at the end, on failure and on SIGINT/SIGTERM.
+        rate — with the pipeline's agents in this process (they share one thread pool) and again
+        with the middle four as processes of their own, as agentd runs them. Everything is stopped
+        at the end, on failure and on SIGINT/SIGTERM.
         """)
 
     @Flag(help: "Small sample sizes, for a CI smoke run.")
@@ -49,8 +51,14 @@ struct BatonBench: AsyncParsableCommand {
     @Option(help: "Log level of the in-process agents (agentd children log at info to a file).")
     var logLevel = "warning"
 
-    @Option(help: "Measurements to run, comma-separated from a,b,c,d,e (a and b run together); for investigation.")
-    var phases = "a,b,c,d,e"
+    @Option(help: "Measurements to run, comma-separated from a,b,c,d,e,f (a and b run together; f is e across processes); for investigation.")
+    var phases = "a,b,c,d,e,f"
+
+    // A pipeline agent in a process of its own, started by phase f (this same binary).
+    @Option(help: .hidden) var serveAgent: String?
+    @Option(help: .hidden) var serveAction: String?
+    @Option(help: .hidden) var servePort: Int?
+    @Option(help: .hidden) var serveState: String?
 
     @Option(help: "Path of scripts/prosody-sandbox (default: found from this source file).")
     var sandboxScript: String?
@@ -61,6 +69,10 @@ struct BatonBench: AsyncParsableCommand {
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level '\(logLevel)'") }
         BatonLog.level = level
+        if let user = serveAgent, let action = serveAction, let port = servePort, let state = serveState {
+            try await PipelineProcess.serve(user: user, action: action, port: port, stateDirectory: state, concurrency: max(1, concurrency))
+            return
+        }
         let config = BenchConfig(
             rounds: max(1, rounds ?? (quick ? 10 : 50)),
             pings: max(10, pings ?? (quick ? 300 : 2000)),

@@ -28,12 +28,10 @@ struct Report: Sendable {
     var discoveryMisses: Int
     var startToOnline: Sample
     var rssMB: Sample
-    var hop: Sample
-    var handoff: Sample
-    var workflowE2E: Sample
-    var handoffsPerSecond: Double
-    var handoffWorkflows: Int
-    var handoffSeconds: Double
+    /// The 5-agent pipeline with every agent in this process (one shared thread pool).
+    var inProcess: HandoffResult?
+    /// The same with the middle four agents as processes of their own.
+    var acrossProcesses: HandoffResult?
     /// Extra findings printed under the table.
     var notes: [String] = []
 }
@@ -53,7 +51,8 @@ final class Bench: Sendable {
     var pipelineUsers: [String] { (0...5).map { "wf\($0)" } }
     var agentUsers: [String] { ["ping-b", "obs", "daemon"] + pipelineUsers }
 
-    func password(_ user: String) -> String { user == "admin" ? Self.adminPassword : "pw-\(user)" }
+    func password(_ user: String) -> String { Self.password(user) }
+    static func password(_ user: String) -> String { user == "admin" ? adminPassword : "pw-\(user)" }
 
     func connectionSettings(_ user: String, resource: String) -> ConnectionSettings {
         ConnectionSettings(jid: "\(user)@\(sandbox.domain)/\(resource)", password: password(user), host: sandbox.host,
@@ -114,8 +113,7 @@ final class Bench: Sendable {
         let none = Sample([])
         var report = Report(fsync: fsync, bareRTT: none, batonRTT: none, bareThroughput: .nan, batonThroughput: .nan,
                             bareThroughputRTT: none, batonThroughputRTT: none, discovery: none, discoveryMisses: 0,
-                            startToOnline: none, rssMB: none, hop: none, handoff: none, workflowE2E: none, handoffsPerSecond: .nan,
-                            handoffWorkflows: config.workflows, handoffSeconds: .nan)
+                            startToOnline: none, rssMB: none)
 
         // (a) + (b): bare libstrophe first, then Baton. ping-a stays online as the workflows'
         // submitter (it receives their chat lines).
@@ -155,14 +153,16 @@ final class Bench: Sendable {
         if config.runs("e") {
             let probe = try await connect("wf0", resource: "probe")
             let before = try await eventsPublishProbe(probe)
-            (report.hop, report.handoff, report.workflowE2E, report.handoffsPerSecond, report.handoffWorkflows, report.handoffSeconds)
-                = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench")
+            report.inProcess = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench", separateProcesses: false)
             let after = try await eventsPublishProbe(probe)
             await probe.close()
             notes.withLock {
                 $0.append(String(format: "publish to baton/events (Prosody internal storage): p50 %.2f ms with %d items stored, %.2f ms with %d after the hand-off runs",
                                  before.p50, before.items, after.p50, after.items))
             }
+        }
+        if config.runs("f") {
+            report.acrossProcesses = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench", separateProcesses: true)
         }
         report.notes = notes.withLock { $0 }
         await pinger.close()
@@ -358,21 +358,35 @@ final class Bench: Sendable {
 
     // MARK: - (e) workflow hand-offs
 
-    func handoffs(submitter: String) async throws -> (hop: Sample, handoff: Sample, e2e: Sample, rate: Double, workflows: Int, seconds: Double) {
-        // wf0 only submits; wf1…wf5 each run one step. Every step is a hand-off across the server.
+    /// wf0 only submits; wf1…wf5 each run one step, so every step is a hand-off across the
+    /// server. With `separateProcesses`, wf1…wf4 run as processes of their own (this binary in
+    /// `--serve-agent` mode); wf0 and wf5 stay here to time hand-offs and ends.
+    func handoffs(submitter: String, separateProcesses: Bool) async throws -> HandoffResult {
+        let label = separateProcesses ? "workflow (separate processes)" : "workflow"
         var pipeline: [RunningAgent] = []
+        var children: [Process] = []
+        defer { for child in children { stopChild(child) } }
         for (index, user) in pipelineUsers.enumerated() {
+            if separateProcesses, index != 0, index != pipelineUsers.count - 1 {
+                children.append(try startPipelineProcess(user, action: "bench.s\(index)"))
+                continue
+            }
             let modules: [any AgentModule] = index == 0 ? [] : [BenchStep(action: "bench.s\(index)")]
             pipeline.append(try await startAgent(user, modules: modules, concurrency: config.concurrency))
         }
-        let jids = pipeline.map(\.jid)
+        let jids = pipelineUsers.map { "\($0)@\(sandbox.domain)/agent" }
         for agent in pipeline {
             let others = jids.filter { $0 != agent.jid }
             guard await agent.agent.directory.wait(timeout: 15, until: { peers in
                 others.allSatisfy { jid in peers.contains { $0.jid == jid && $0.online } }
             }) else { throw BenchFailure("pipeline agent \(agent.agent.settings.name) does not see all its peers") }
         }
-        let entry = pipeline[0].agent, last = pipeline[5].agent
+        if separateProcesses {
+            // The children find their peers the same way, unseen from here: give them a moment
+            // (the warm-up rounds below absorb the rest).
+            try await Task.sleep(for: .seconds(1))
+        }
+        let entry = pipeline[0].agent, last = pipeline[pipeline.count - 1].agent
         let document = WorkflowDocument(name: "bench", steps: (1...5).map { .init(id: "s\($0)", action: "bench.s\($0)") })
 
         // The last agent says when a workflow ends (after journaling it), with the time: no
@@ -411,8 +425,8 @@ final class Bench: Sendable {
         let e2eSample = Sample(e2e)
         let hop = Sample(e2e.map { $0 / 5 })
         let handoff = Sample(handoffTimes.withLock { $0 })
-        log(String(format: "workflow: end-to-end p50 %.2f ms (hop %.2f ms), p99 %.2f ms; hand-off p50 %.2f ms, p99 %.2f ms",
-                   e2eSample.p50, hop.p50, e2eSample.p99, handoff.p50, handoff.p99))
+        log(String(format: "%@: end-to-end p50 %.2f ms (hop %.2f ms), p99 %.2f ms; hand-off p50 %.2f ms, p99 %.2f ms",
+                   label, e2eSample.p50, hop.p50, e2eSample.p99, handoff.p50, handoff.p99))
 
         // Hand-off rate: many workflows in flight.
         let count = config.workflows
@@ -442,9 +456,49 @@ final class Bench: Sendable {
         let lastEnd = endTimes.withLock { $0.values.max() } ?? monotonicNanos()
         let seconds = Double((pending.isEmpty ? lastEnd : monotonicNanos()) - start) / 1e9
         let rate = Double((count - pending.count) * 5) / seconds
-        log(String(format: "workflow: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
-                   count, count * 5, seconds, rate, submitSeconds))
+        log(String(format: "%@: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
+                   label, count, count * 5, seconds, rate, submitSeconds))
         for agent in pipeline { await stop(agent) }
-        return (hop, handoff, e2eSample, rate, count, seconds)
+        return HandoffResult(hop: hop, handoff: handoff, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
+                             timedSenders: pipeline.count - 1)
     }
+
+    /// Starts `user` as a pipeline agent in a process of its own; it ends with SIGTERM or when
+    /// this process goes away (its stdin closes).
+    private func startPipelineProcess(_ user: String, action: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.arguments = ["--serve-agent", user, "--serve-action", action, "--serve-port", String(sandbox.port),
+                             "--serve-state", sandbox.dir.path + "/state-\(user)", "--concurrency", String(config.concurrency),
+                             "--log-level", BatonLog.level.rawValue]
+        process.standardInput = Pipe()
+        let logPath = sandbox.dir.path + "/\(user).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = logHandle
+        process.standardError = logHandle
+        try process.run()
+        Cleanup.shared.adopt(child: process.processIdentifier, name: user)
+        return process
+    }
+
+    private func stopChild(_ process: Process) {
+        process.terminate()
+        let deadline = monotonicNanos() + 10_000_000_000
+        while process.isRunning, monotonicNanos() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        Cleanup.shared.release(child: process.processIdentifier)
+    }
+}
+
+struct HandoffResult: Sendable {
+    /// End-to-end time of a 5-step workflow over 5.
+    var hop: Sample
+    /// Each hand-off as its sender timed it (senders in this process only).
+    var handoff: Sample
+    var e2e: Sample
+    var rate: Double
+    var workflows: Int
+    var seconds: Double
+    var timedSenders: Int
 }

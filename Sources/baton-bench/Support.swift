@@ -78,7 +78,8 @@ final class Sandbox: @unchecked Sendable {
     let dir: URL
     let port: Int
     let host = "127.0.0.1"
-    let domain = "baton.test"
+    static let domain = "baton.test"
+    var domain: String { Self.domain }
     var pubsubService: String { "pubsub.\(domain)" }
     private let lock = NSLock()
     private var running = true

@@ -1,0 +1,28 @@
+import AgentKernel
+import Foundation
+
+/// One pipeline agent in a process of its own (phase f): an agent as agentd runs it, with the
+/// benchmark's no-op step, so the hand-off numbers can be compared with every agent sharing one
+/// process and one thread pool (phase e).
+enum PipelineProcess {
+    static func serve(user: String, action: String, port: Int, stateDirectory: String, concurrency: Int) async throws {
+        let domain = Sandbox.domain
+        let connection = ConnectionSettings(jid: "\(user)@\(domain)/agent", password: Bench.password(user), host: "127.0.0.1",
+                                            port: UInt16(port), tls: .trustAny, connectTimeout: 5)
+        let settings = AgentSettings(name: user, connection: connection, modules: [], trusted: ["*@\(domain)"],
+                                     concurrency: concurrency, stateDirectory: stateDirectory)
+        let agent = try Agent(settings: settings, modules: [BenchStep(action: action)])
+        signal(SIGTERM, SIG_IGN)
+        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        terminate.setEventHandler { Task { await agent.shutdown() } }
+        terminate.resume()
+        // The benchmark holds our stdin: when it ends, however it ends, so do we.
+        Thread.detachNewThread {
+            var byte: UInt8 = 0
+            while read(STDIN_FILENO, &byte, 1) > 0 {}
+            Task { await agent.shutdown() }
+        }
+        try await agent.run()
+        terminate.cancel()
+    }
+}
