@@ -30,6 +30,9 @@ struct Report: Sendable {
     var rssMB: Sample
     /// The 5-agent pipeline with every agent in this process (one shared thread pool).
     var inProcess: HandoffResult?
+    /// Bare libstrophe round trip of a ping carrying as many bytes as the median hand-off.
+    var bareLargeRTT = Sample([])
+    var largePayloadBytes = 0
     /// The same with the middle four agents as processes of their own.
     var acrossProcesses: HandoffResult?
     /// Extra findings printed under the table.
@@ -153,7 +156,10 @@ final class Bench: Sendable {
         if config.runs("e") {
             let probe = try await connect("wf0", resource: "probe")
             let before = try await eventsPublishProbe(probe)
-            report.inProcess = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench", separateProcesses: false)
+            let inProcess = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench", separateProcesses: false)
+            report.inProcess = inProcess
+            report.largePayloadBytes = inProcess.medianBytes
+            report.bareLargeRTT = try await bareIQ(pingText: String(repeating: "x", count: inProcess.medianBytes)).rtt
             let after = try await eventsPublishProbe(probe)
             await probe.close()
             notes.withLock {
@@ -185,13 +191,21 @@ final class Bench: Sendable {
 
     // MARK: - (a)/(b) bare libstrophe
 
-    func bareIQ() async throws -> (rtt: Sample, throughput: Double, throughputRTT: Sample) {
+    /// With `pingText`, only the one-at-a-time round trip of pings carrying that text.
+    func bareIQ(pingText: String? = nil) async throws -> (rtt: Sample, throughput: Double, throughputRTT: Sample) {
         let host = sandbox.host, port = UInt16(sandbox.port), domain = sandbox.domain, config = config
         let a = BareStropheBenchmark.Account(jid: "bare-a@\(domain)/bench", password: password("bare-a"))
         let b = BareStropheBenchmark.Account(jid: "bare-b@\(domain)/bench", password: password("bare-b"))
         return try await onThread("bare libstrophe") {
             let bench = try BareStropheBenchmark(host: host, port: port, a: a, b: b)
             defer { bench.close() }
+            if let pingText {
+                bench.pingText = pingText
+                _ = try bench.latency(count: 100)
+                let latency = try bench.latency(count: min(1000, config.pings))
+                log(String(format: "bare, %d-byte pings: RTT p50 %.3f ms", pingText.utf8.count, Sample(latency.roundTripsMillis).p50))
+                return (Sample(latency.roundTripsMillis), .nan, Sample([]))
+            }
             _ = try bench.latency(count: min(200, config.pings))
             let latency = try bench.latency(count: config.pings)
             _ = try bench.pings(count: min(1000, config.throughputPings), window: config.window)
@@ -399,11 +413,13 @@ final class Bench: Sendable {
         func endTime(_ id: String) -> UInt64? { endTimes.withLock { $0[id] } }
         // Each hand-off as its sender timed it: journal, IQ, the receiver's synced store, ack.
         let handoffTimes = Mutex<[Double]>([])
+        let handoffBytes = Mutex<[Int]>([])
         let recording = Mutex(false)
         for agent in pipeline.dropLast() {
             agent.agent.engine.onHandoff { handoff in
                 guard recording.withLock({ $0 }) else { return }
                 handoffTimes.withLock { $0.append(handoff.duration / .milliseconds(1)) }
+                handoffBytes.withLock { $0.append(handoff.bytes) }
             }
         }
 
@@ -459,8 +475,9 @@ final class Bench: Sendable {
         log(String(format: "%@: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
                    label, count, count * 5, seconds, rate, submitSeconds))
         for agent in pipeline { await stop(agent) }
+        let sizes = handoffBytes.withLock { $0 }.sorted()
         return HandoffResult(hop: hop, handoff: handoff, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
-                             timedSenders: pipeline.count - 1)
+                             timedSenders: pipeline.count - 1, medianBytes: sizes.isEmpty ? 0 : sizes[sizes.count / 2])
     }
 
     /// Starts `user` as a pipeline agent in a process of its own; it ends with SIGTERM or when
@@ -501,4 +518,6 @@ struct HandoffResult: Sendable {
     var workflows: Int
     var seconds: Double
     var timedSenders: Int
+    /// Median size of the documents those hand-offs carried.
+    var medianBytes: Int
 }

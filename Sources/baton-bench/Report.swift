@@ -61,6 +61,8 @@ extension Report {
                 target: "< 20 MB", result: check(rssMB.p50, rssMB.p50 < 20)),
         ] + pipelineRows(inProcess, "agents in one process", hopReference: hopReference, config: config)
           + pipelineRows(acrossProcesses, "wf1-4 own processes", hopReference: hopReference, config: config) + [
+            Row(metric: "Bare IQ round trip, \(largePayloadBytes)-byte ping p50 (ms)", baton: "-", reference: f(bareLargeRTT.p50, 3) + " bare",
+                ratio: "-", target: "(reference: a hand-off's size)", result: "-"),
             Row(metric: "fsync of a small write p50 (ms)", baton: "-", reference: f(fsync.p50, 3), ratio: "-",
                 target: "(reference)", result: "-"),
         ]

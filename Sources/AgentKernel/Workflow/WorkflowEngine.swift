@@ -33,6 +33,8 @@ public final class WorkflowEngine: Sendable {
         /// The step the receiver is to run (0-based).
         public var seq: Int
         public var target: String
+        /// Size of the document sent (JSON, UTF-8).
+        public var bytes: Int
         /// From journaling the hand-off to journaling it done: encode, IQ, the receiver's
         /// synced store, its answer.
         public var duration: Duration
@@ -349,7 +351,8 @@ public final class WorkflowEngine: Sendable {
                 do {
                     _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
                     try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
-                    let record = Handoff(workflow: document.id, seq: document.cursor, target: target, duration: .now - started)
+                    let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
+                                         duration: .now - started)
                     for observer in handoffObservers.withLock({ $0 }) { observer(record) }
                     logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(String(format: "%.2f", record.duration / .milliseconds(1))) ms")
                     events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)

@@ -50,6 +50,9 @@ public final class BareStropheBenchmark: @unchecked Sendable {
     private var total = 0
     private var errors = 0
     private var idBuffer = [CChar](repeating: 0, count: 32)
+    /// Text carried inside each ping (nil: an empty ping), to time a stanza as large as a
+    /// hand-off. B's answer stays an empty result, as a hand-off's is small.
+    public var pingText: String?
 
     /// Connects both accounts (TLS, any certificate accepted) and waits until both are online.
     public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10,
@@ -166,6 +169,11 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         let ping = xmpp_stanza_new(ctx)!
         xmpp_stanza_set_name(ping, "ping")
         xmpp_stanza_set_ns(ping, "urn:xmpp:ping")
+        if let pingText {
+            let text = xmpp_stanza_new(ctx)!
+            xmpp_stanza_set_text(text, pingText)
+            xmpp_stanza_add_child_ex(ping, text, 0)
+        }
         xmpp_stanza_add_child_ex(iq, ping, 0)
         sendTimes[index] = Self.now()
         xmpp_send(a, iq)
