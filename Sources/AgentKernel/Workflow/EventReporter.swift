@@ -4,14 +4,16 @@ import Logging
 /// Tells the world about workflow events: items on `baton/events` and chat lines to the
 /// submitter and the workflow's `notify` JIDs. Fire-and-forget: a lost event never blocks work.
 ///
-/// Events are gathered for a few milliseconds and sent together — one pubsub item holding
+/// Events are gathered for a moment and sent together — one pubsub item holding
 /// every event of the batch, one chat message per recipient. A fast step's `started` and `done`
 /// then cost the server one publish instead of two, and the batch goes out after the hand-off
 /// that usually follows them instead of queueing in front of it at the server.
 struct EventReporter: Sendable {
     static let node = "baton/events"
-    /// How long the first event of a batch waits for company. Far below what a human notices.
-    static let batchWindow = Duration.milliseconds(5)
+    /// How long the first event of a batch waits for company. Far below what a human notices;
+    /// measured with `baton-bench`, 50 ms gave 830 hand-offs/s where 5 ms gave 620–670, as
+    /// fewer, larger publishes get in the way of hand-offs at the server less often.
+    static let batchWindow = Duration.milliseconds(50)
     /// Events beyond this many waiting (the server unreachable for long) are dropped, oldest first.
     static let maximumWaiting = 5000
     /// At most this many events per item, to keep stanzas small.
