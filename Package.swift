@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // The only place libstrophe's header enters the build.
@@ -27,6 +28,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The lifecycle's real work (snapshots, images, VM tests, releases), free of XMPP.
         .target(name: "ApplianceEngine", dependencies: [
@@ -45,6 +47,7 @@ let package = Package(
             "AgentKernel", "Agents",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "agentctl", dependencies: [
             "AgentKernel", "Agents", "ApplianceEngine",
@@ -55,6 +58,7 @@ let package = Package(
         .executableTarget(name: "baton-bench", dependencies: [
             "AgentKernel", "Agents",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "AgentKernelTests", dependencies: ["AgentKernel", "Agents"]),
         .testTarget(name: "ApplianceEngineTests", dependencies: ["ApplianceEngine"]),

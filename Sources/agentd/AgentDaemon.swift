@@ -3,6 +3,7 @@ import Agents
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 
 @main
 struct AgentDaemon: AsyncParsableCommand {
@@ -41,34 +42,14 @@ struct AgentDaemon: AsyncParsableCommand {
             FileHandle.standardError.write("agentd: cannot open the journal in \(settings.stateDirectory): \(error)\n".data(using: .utf8)!)
             throw ExitCode(2)
         }
-        let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) {
-            Task {
-                await agent.shutdown()
-            }
-        }
-        defer { signals.cancel() }
+        // SIGTERM/SIGINT: a graceful shutdown (see AgentService), not an abrupt exit.
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: AgentService(agent))], gracefulShutdownSignals: [.sigterm, .sigint], logger: agent.logger))
         do {
-            try await agent.run()
+            try await group.run()
         } catch let error as ConnectionError {
             agent.logger.error("\(error)")
             throw ExitCode(1)
         }
     }
-}
-
-/// Turns SIGTERM/SIGINT into a graceful shutdown instead of an abrupt exit.
-final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
-
-    init(signals: [Int32], handler: @escaping @Sendable () -> Void) {
-        sources = signals.map { signalNumber in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler(handler: handler)
-            source.resume()
-            return source
-        }
-    }
-
-    func cancel() { sources.forEach { $0.cancel() } }
 }

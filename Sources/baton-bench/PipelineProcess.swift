@@ -1,5 +1,6 @@
 import AgentKernel
 import Foundation
+import ServiceLifecycle
 
 /// One pipeline agent in a process of its own (phase f): an agent as agentd runs it, with the
 /// benchmark's no-op step, so the hand-off numbers can be compared with every agent sharing one
@@ -12,17 +13,14 @@ enum PipelineProcess {
         let settings = AgentSettings(name: user, connection: connection, modules: [], trusted: ["*@\(domain)"],
                                      concurrency: concurrency, stateDirectory: stateDirectory)
         let agent = try Agent(settings: settings, modules: [BenchStep(action: action)])
-        signal(SIGTERM, SIG_IGN)
-        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        terminate.setEventHandler { Task { await agent.shutdown() } }
-        terminate.resume()
         // The benchmark holds our stdin: when it ends, however it ends, so do we.
         Thread.detachNewThread {
             var byte: UInt8 = 0
             while read(STDIN_FILENO, &byte, 1) > 0 {}
             Task { await agent.shutdown() }
         }
-        try await agent.run()
-        terminate.cancel()
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: AgentService(agent))], gracefulShutdownSignals: [.sigterm], logger: agent.logger))
+        try await group.run()
     }
 }
