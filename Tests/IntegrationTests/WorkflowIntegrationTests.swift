@@ -18,6 +18,23 @@ struct CountingStep: StepRunner {
     }
 }
 
+/// Writes a file into its step's workspace, then succeeds or fails; remembers the workspace.
+struct WorkspaceStep: StepRunner {
+    let name = "workspace"
+    let action: String
+    let fails: Bool
+    let seen: Locked<[String: URL]>
+    var actions: [String] { [action] }
+
+    func run(_ invocation: StepInvocation) async throws -> StepOutcome {
+        let workspace = invocation.workspace
+        try "scratch".write(to: workspace.appendingPathComponent("scratch.txt"), atomically: true, encoding: .utf8)
+        seen.withLock { $0[invocation.step.id] = workspace }
+        if fails { throw StepFailure("failing on purpose") }
+        return StepOutcome()
+    }
+}
+
 extension TestCluster {
     func startAgent(_ user: String, steps: [any AgentModule], trusted: [String] = ["ops@baton.test", "*@baton.test"],
                     spool: String? = nil, workflows: String? = nil) async throws -> RunningAgent {
@@ -68,6 +85,21 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         #expect(done.context["s3"]?["ran_on"] == .string("pipe3"))
         #expect(counter.value.count == 5 && counter.value.values.allSatisfy { $0 == 1 })
         for agent in agents { try await agent.stop() }
+    }
+
+    @Test func aStepsWorkspaceGoesWhenItSucceedsAndStaysWhenItFails() async throws {
+        let seen = Locked<[String: URL]>([:])
+        let agent = try await cluster.startAgent("scratcher", steps: [
+            WorkspaceStep(action: "t.keep", fails: false, seen: seen), WorkspaceStep(action: "t.break", fails: true, seen: seen)])
+        #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.break") } })
+        let document = try agent.agent.engine.submit(pipeline(["t.keep", "t.break"]), by: "ops@baton.test/test")
+        #expect(try await eventually(20) { try finished(agent.agent, document.id) != nil })
+        #expect(try finished(agent.agent, document.id)?.status == .failed)
+        let kept = try #require(seen.value["s2"]), removed = try #require(seen.value["s1"])
+        #expect(!FileManager.default.fileExists(atPath: removed.path), "a succeeded step's workspace is removed")
+        #expect(FileManager.default.fileExists(atPath: kept.appendingPathComponent("scratch.txt").path), "a failed step's workspace stays")
+        #expect(kept.path.hasPrefix(cluster.server.dir.path + "/state-scratcher/work/\(document.id)/"))
+        try await agent.stop()
     }
 
     @Test func parkedWorkflowMovesOnWhenACapableAgentJoins() async throws {
