@@ -38,6 +38,8 @@ let package = Package(
         // Appliance containers on an OCI runtime (runc/crun): layers, overlays, bundles.
         .target(name: "LauncherEngine", dependencies: [.product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "launcher-bench", dependencies: ["LauncherEngine"]),
+        // A throwaway Prosody (scripts/prosody-sandbox) for the integration tests and baton-bench.
+        .target(name: "ProsodySandbox"),
         .target(name: "Agents", dependencies: [
             "AgentKernel", "ApplianceEngine", "LauncherEngine",
             .product(name: "Logging", package: "swift-log"),
@@ -56,13 +58,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "baton-bench", dependencies: [
-            "AgentKernel", "Agents",
+            "AgentKernel", "Agents", "ProsodySandbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "AgentKernelTests", dependencies: ["AgentKernel", "Agents"]),
         .testTarget(name: "ApplianceEngineTests", dependencies: ["ApplianceEngine"]),
         .testTarget(name: "LauncherEngineTests", dependencies: ["LauncherEngine"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["AgentKernel", "Agents"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["AgentKernel", "Agents", "ProsodySandbox"],
+                    exclude: ["Support/xmpp_client.py"]),
     ]
 )

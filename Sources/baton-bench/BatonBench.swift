@@ -2,6 +2,7 @@ import AgentKernel
 import Agents
 import ArgumentParser
 import Foundation
+import ProsodySandbox
 import Logging
 
 @main
@@ -86,8 +87,8 @@ struct BatonBench: AsyncParsableCommand {
             phases: Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
             agentd: agentd ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("agentd").path)
         Cleanup.shared.installSignalHandlers()
-        let script = sandboxScript.map { URL(fileURLWithPath: $0) } ?? Sandbox.defaultScript
-        let sandbox = try Sandbox.start(script: script)
+        let script = sandboxScript.map { URL(fileURLWithPath: $0) } ?? ProsodyServer.defaultScript
+        let sandbox = try ProsodyServer.start(script: script, prefix: "baton-bench")
         Cleanup.shared.adopt(sandbox)
         log("Prosody sandbox on 127.0.0.1:\(sandbox.port) in \(sandbox.dir.path)")
         let bench = Bench(sandbox: sandbox, config: config)

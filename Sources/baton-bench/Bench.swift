@@ -1,6 +1,7 @@
 import AgentKernel
 import Agents
 import Foundation
+import ProsodySandbox
 import Synchronization
 
 final class Counter: Sendable {
@@ -40,13 +41,13 @@ struct Report: Sendable {
 }
 
 final class Bench: Sendable {
-    let sandbox: Sandbox
+    let sandbox: ProsodyServer
     let config: BenchConfig
     static let adminPassword = "admin-secret"
     private let agents = Mutex<[RunningAgent]>([])
     let notes = Mutex<[String]>([])
 
-    init(sandbox: Sandbox, config: BenchConfig) {
+    init(sandbox: ProsodyServer, config: BenchConfig) {
         self.sandbox = sandbox
         self.config = config
     }

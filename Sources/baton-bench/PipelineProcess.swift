@@ -1,5 +1,6 @@
 import AgentKernel
 import Foundation
+import ProsodySandbox
 import ServiceLifecycle
 
 /// One pipeline agent in a process of its own (phase f): an agent as agentd runs it, with the
@@ -7,7 +8,7 @@ import ServiceLifecycle
 /// process and one thread pool (phase e).
 enum PipelineProcess {
     static func serve(user: String, action: String, port: Int, stateDirectory: String, concurrency: Int) async throws {
-        let domain = Sandbox.domain
+        let domain = ProsodyServer.domain
         let connection = ConnectionSettings(jid: "\(user)@\(domain)/agent", password: Bench.password(user), host: "127.0.0.1",
                                             port: UInt16(port), tls: .trustAny, connectTimeout: 5)
         let settings = AgentSettings(name: user, connection: connection, modules: [], trusted: ["*@\(domain)"],

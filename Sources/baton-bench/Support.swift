@@ -1,5 +1,6 @@
 import AgentKernel
 import Foundation
+import ProsodySandbox
 import Synchronization
 
 /// Monotonic nanoseconds (the same clock the bare loop uses).
@@ -35,16 +36,16 @@ struct Sample {
 /// Processes and the sandbox to tear down on every way out (normal end, error, SIGINT/SIGTERM).
 final class Cleanup: Sendable {
     static let shared = Cleanup()
-    private let state = Mutex<(sandbox: Sandbox?, children: [Int32: String])>((nil, [:]))
+    private let state = Mutex<(sandbox: ProsodyServer?, children: [Int32: String])>((nil, [:]))
     nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
 
-    func adopt(_ sandbox: Sandbox) { state.withLock { $0.sandbox = sandbox } }
+    func adopt(_ sandbox: ProsodyServer) { state.withLock { $0.sandbox = sandbox } }
     func adopt(child pid: Int32, name: String) { _ = state.withLock { $0.children[pid] = name } }
     func release(child pid: Int32) { _ = state.withLock { $0.children.removeValue(forKey: pid) } }
 
     /// Kills children still registered, stops Prosody; idempotent.
     func run() {
-        let (sandbox, children) = state.withLock { s -> (Sandbox?, [Int32: String]) in
+        let (sandbox, children) = state.withLock { s -> (ProsodyServer?, [Int32: String]) in
             defer { s.sandbox = nil; s.children = [:] }
             return (s.sandbox, s.children)
         }
@@ -53,7 +54,7 @@ final class Cleanup: Sendable {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
         }
-        sandbox?.stop()
+        sandbox?.stopAndRemove()
     }
 
     func installSignalHandlers() {
@@ -72,78 +73,6 @@ final class Cleanup: Sendable {
     }
 }
 
-/// A throwaway Prosody driven through scripts/prosody-sandbox.
-final class Sandbox: @unchecked Sendable {
-    let script: URL
-    let dir: URL
-    let port: Int
-    let host = "127.0.0.1"
-    static let domain = "baton.test"
-    var domain: String { Self.domain }
-    var pubsubService: String { "pubsub.\(domain)" }
-    private let lock = NSLock()
-    private var running = true
-
-    /// scripts/prosody-sandbox relative to this source file: Sources/baton-bench/ -> repo root.
-    static let defaultScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../scripts/prosody-sandbox").standardized
-
-    private init(script: URL, dir: URL, port: Int) {
-        self.script = script
-        self.dir = dir
-        self.port = port
-    }
-
-    static func start(script: URL) throws -> Sandbox {
-        guard FileManager.default.isExecutableFile(atPath: script.path) else {
-            throw BenchFailure("no executable prosody-sandbox script at \(script.path) (use --sandbox-script)")
-        }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("baton-bench-\(UUID().uuidString.prefix(8))")
-        let out = try run(script, ["start", dir.path])
-        guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("port=") }), let port = Int(line.dropFirst(5)) else {
-            throw BenchFailure("prosody-sandbox start printed no port: \(out)")
-        }
-        return Sandbox(script: script, dir: dir, port: port)
-    }
-
-    func register(_ accounts: [(user: String, password: String)]) throws {
-        lock.lock(); defer { lock.unlock() }
-        _ = try Self.run(script, ["register", dir.path] + accounts.flatMap { [$0.user, $0.password] })
-    }
-
-    func stop() {
-        lock.lock(); defer { lock.unlock() }
-        guard running else { return }
-        running = false
-        _ = try? Self.run(script, ["stop", dir.path])
-        if ProcessInfo.processInfo.environment["BATON_KEEP_PROSODY"] != "1" {
-            try? FileManager.default.removeItem(at: dir)
-        }
-    }
-
-    @discardableResult
-    private static func run(_ script: URL, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = script
-        process.arguments = arguments
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        var environment = ProcessInfo.processInfo.environment
-        // The script's watchdog stops the server if the bench dies without stopping it.
-        environment["PROSODY_SANDBOX_OWNER"] = String(ProcessInfo.processInfo.processIdentifier)
-        process.environment = environment
-        try process.run()
-        let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw BenchFailure("prosody-sandbox \(arguments.prefix(2).joined(separator: " ")) exited \(process.terminationStatus): \(err)")
-        }
-        return out
-    }
-}
 
 /// An in-process agent, running until `stop()`.
 final class RunningAgent: Sendable {

@@ -1,6 +1,7 @@
 import AgentKernel
 import Agents
 import Foundation
+import ProsodySandbox
 import Testing
 
 /// A Prosody of our own plus helpers to make accounts, agents and control clients on it.

@@ -1,82 +1,97 @@
 import Foundation
 
 /// A throwaway Prosody (domain `baton.test`, c2s on 127.0.0.1, pubsub at `pubsub.baton.test`)
-/// driven through `scripts/prosody-sandbox`. Everything lives in `dir`, a fresh temp directory,
-/// which is deleted on deinit unless `BATON_KEEP_PROSODY=1` (to read `prosody.log` afterwards).
-/// If the test process dies first, the script's watchdog stops the server within a second.
-final class ProsodyServer: @unchecked Sendable {
-    struct ScriptError: Error, CustomStringConvertible {
-        let arguments: [String]
-        let status: Int32
-        let stderr: String
-        var description: String {
+/// driven through `scripts/prosody-sandbox`, for the integration tests and `baton-bench`.
+/// Everything lives in `dir`, a fresh temp directory, which is deleted on deinit (or by
+/// `stopAndRemove`) unless `BATON_KEEP_PROSODY=1` (to read `prosody.log` afterwards). If the
+/// owning process dies first, the script's watchdog stops the server within a second.
+public final class ProsodyServer: @unchecked Sendable {
+    public struct ScriptError: Error, CustomStringConvertible {
+        public let arguments: [String]
+        public let status: Int32
+        public let stderr: String
+        public var description: String {
             "prosody-sandbox \(arguments.joined(separator: " ")) exited \(status): \(stderr)"
         }
     }
 
-    /// scripts/prosody-sandbox, found from this file: Tests/IntegrationTests/Support/ -> repo root.
-    static let script = URL(fileURLWithPath: #filePath)
+    /// scripts/prosody-sandbox, found from this file: Sources/ProsodySandbox/ -> repo root.
+    public static let defaultScript = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()
-        .appendingPathComponent("../../../scripts/prosody-sandbox").standardized
-    /// The slixmpp client used as a third-party XMPP client (run with /usr/bin/python3).
-    static let xmppClient = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().appendingPathComponent("xmpp_client.py")
+        .appendingPathComponent("../../scripts/prosody-sandbox").standardized
 
-    let host = "127.0.0.1"
-    let domain = "baton.test"
-    let pubsubService = "pubsub.baton.test"
-    let dir: URL
-    let port: Int
-    var logFile: URL { dir.appendingPathComponent("prosody.log") }
+    public static let domain = "baton.test"
+    public let host = "127.0.0.1"
+    public var domain: String { Self.domain }
+    public var pubsubService: String { "pubsub.\(domain)" }
+    public let script: URL
+    public let dir: URL
+    public let port: Int
+    public var logFile: URL { dir.appendingPathComponent("prosody.log") }
 
     // Serialises start/stop/register: tests may call them from several tasks.
     private let lock = NSLock()
     private var running = true
 
-    private init(dir: URL, port: Int) {
+    private init(script: URL, dir: URL, port: Int) {
+        self.script = script
         self.dir = dir
         self.port = port
     }
 
-    /// Starts a server in a new temp directory on a free port.
-    static func start() throws -> ProsodyServer {
+    /// Starts a server in a new temp directory (named `prefix-…`) on a free port.
+    public static func start(script: URL = defaultScript, prefix: String = "baton-prosody") throws -> ProsodyServer {
+        guard FileManager.default.isExecutableFile(atPath: script.path) else {
+            throw ScriptError(arguments: [], status: 127, stderr: "no executable prosody-sandbox script at \(script.path)")
+        }
         let dir = FileManager.default.temporaryDirectory
-            .appendingPathComponent("baton-prosody-\(UUID().uuidString)")
-        let out = try run(["start", dir.path])
+            .appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        let out = try run(script, ["start", dir.path])
         guard let port = value(of: "port", in: out).flatMap({ Int($0) }) else {
             throw ScriptError(arguments: ["start", dir.path], status: 0, stderr: "no port= in: \(out)")
         }
-        return ProsodyServer(dir: dir, port: port)
+        return ProsodyServer(script: script, dir: dir, port: port)
     }
 
-    func register(user: String, password: String) throws {
+    public func register(user: String, password: String) throws {
         try register([(user, password)])
     }
 
     /// Registers several accounts with one script call.
-    func register(_ accounts: [(user: String, password: String)]) throws {
+    public func register(_ accounts: [(user: String, password: String)]) throws {
         guard !accounts.isEmpty else { return }
         lock.lock(); defer { lock.unlock() }
-        _ = try Self.run(["register", dir.path] + accounts.flatMap { [$0.user, $0.password] })
+        _ = try Self.run(script, ["register", dir.path] + accounts.flatMap { [$0.user, $0.password] })
     }
 
     /// Stops the server; idempotent. The data stays until deinit.
-    func stop() {
+    public func stop() {
         lock.lock(); defer { lock.unlock() }
         guard running else { return }
-        _ = try? Self.run(["stop", dir.path])
+        _ = try? Self.run(script, ["stop", dir.path])
         running = false
     }
 
+    /// Stops the server and deletes its directory now (for a process about to exit, where
+    /// deinit may never run).
+    public func stopAndRemove() {
+        stop()
+        removeDirectory()
+    }
+
     /// Stops and starts again on the same port with the same accounts and pubsub data.
-    func restart() throws {
+    public func restart() throws {
         lock.lock(); defer { lock.unlock() }
-        _ = try Self.run(["restart", dir.path])
+        _ = try Self.run(script, ["restart", dir.path])
         running = true
     }
 
     deinit {
-        if running { _ = try? Self.run(["stop", dir.path]) }
+        if running { _ = try? Self.run(script, ["stop", dir.path]) }
+        removeDirectory()
+    }
+
+    private func removeDirectory() {
         if ProcessInfo.processInfo.environment["BATON_KEEP_PROSODY"] != "1" {
             try? FileManager.default.removeItem(at: dir)
         }
@@ -84,7 +99,7 @@ final class ProsodyServer: @unchecked Sendable {
 
     /// The script's stdout; throws with its stderr on a non-zero exit.
     @discardableResult
-    private static func run(_ arguments: [String]) throws -> String {
+    private static func run(_ script: URL, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = script
         process.arguments = arguments
