@@ -101,8 +101,11 @@ public actor Launcher {
         }
     }
 
-    /// Fails if the container stops within the grace period.
+    /// Fails if the container stops within the grace period. With no grace period there is
+    /// nothing to watch: `runc run --detach` has already said the container started, and asking
+    /// the runtime again would add a process spawn to every launch.
     private func awaitStartup(id: String, dir: String) async throws {
+        guard startupGrace > 0 else { return }
         let deadline = Date().addingTimeInterval(startupGrace)
         repeat {
             let st = await runtime.state(id: id)
