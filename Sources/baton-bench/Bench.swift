@@ -59,9 +59,21 @@ final class Bench: Sendable {
     static func password(_ user: String) -> String { user == "admin" ? adminPassword : "pw-\(user)" }
 
     func connectionSettings(_ user: String, resource: String) -> ConnectionSettings {
-        ConnectionSettings(jid: "\(user)@\(sandbox.domain)/\(resource)", password: password(user), host: sandbox.host,
-                           port: UInt16(sandbox.port), tls: .trustAny, connectTimeout: 5)
+        Self.connectionSettings(user, resource: resource, port: sandbox.port)
     }
+
+    static func connectionSettings(_ user: String, resource: String, port: Int) -> ConnectionSettings {
+        ConnectionSettings(jid: "\(user)@\(ProsodyServer.domain)/\(resource)", password: password(user), host: "127.0.0.1",
+                           port: UInt16(port), tls: .trustAny, connectTimeout: 5)
+    }
+
+    /// A benchmark agent's settings, here or in a pipeline process (`PipelineProcess`).
+    static func agentSettings(_ user: String, port: Int, stateDirectory: String, concurrency: Int) -> AgentSettings {
+        AgentSettings(name: user, connection: connectionSettings(user, resource: "agent", port: port), modules: [],
+                      trusted: ["*@\(ProsodyServer.domain)"], concurrency: concurrency, stateDirectory: stateDirectory)
+    }
+
+    func stateDirectory(_ user: String) -> String { sandbox.dir.path + "/state-\(user)" }
 
     func connect(_ user: String, resource: String = "bench") async throws -> XMPPConnection {
         let connection = XMPPConnection(settings: connectionSettings(user, resource: resource),
@@ -71,9 +83,7 @@ final class Bench: Sendable {
     }
 
     func startAgent(_ user: String, modules: [any AgentModule], concurrency: Int = 1) async throws -> RunningAgent {
-        let settings = AgentSettings(name: user, connection: connectionSettings(user, resource: "agent"), modules: [],
-                                     trusted: ["*@\(sandbox.domain)"], concurrency: concurrency,
-                                     stateDirectory: sandbox.dir.path + "/state-\(user)")
+        let settings = Self.agentSettings(user, port: sandbox.port, stateDirectory: stateDirectory(user), concurrency: concurrency)
         let running = try await RunningAgent(try Agent(settings: settings, modules: modules))
         agents.withLock { $0.append(running) }
         return running
@@ -351,10 +361,7 @@ final class Bench: Sendable {
                 if let kilobytes { rss.append(Double(kilobytes) / 1024) }
                 if run == config.agentdRuns - 1 { rssBreakdown = residentBreakdown(of: pid) }
             }
-            process.terminate()  // SIGTERM: clean shutdown, retracts the item
-            let exited = await waitForExit(process, timeout: 10)
-            if !exited { kill(pid, SIGKILL); _ = await waitForExit(process, timeout: 5) }
-            Cleanup.shared.release(child: pid)
+            await stopChild(process)  // SIGTERM: clean shutdown, retracts the item
             guard online else { throw BenchFailure("agentd run \(run + 1) not online within 15 s (see \(logPath))") }
             log(String(format: "agentd run %d: online after %.1f ms, RSS %.1f MB", run + 1, elapsed, Double(kilobytes ?? 0) / 1024))
             // The next run starts from a directory without the item.
@@ -363,6 +370,17 @@ final class Bench: Sendable {
         let top = rssBreakdown.prefix(10).map { "\($0.0) \(String(format: "%.1f", Double($0.1) / 1024))" }
         if !top.isEmpty { notes.withLock { $0.append("agentd RSS by mapping (MB): " + top.joined(separator: ", ")) } }
         return (Sample(times), Sample(rss))
+    }
+
+    /// SIGTERM, up to 10 s for a clean exit, then SIGKILL.
+    private func stopChild(_ process: Process) async {
+        let pid = process.processIdentifier
+        process.terminate()
+        if !(await waitForExit(process, timeout: 10)) {
+            kill(pid, SIGKILL)
+            _ = await waitForExit(process, timeout: 5)
+        }
+        Cleanup.shared.release(child: pid)
     }
 
     private func waitForExit(_ process: Process, timeout: Double) async -> Bool {
@@ -379,8 +397,8 @@ final class Bench: Sendable {
     func handoffs(submitter: String, separateProcesses: Bool) async throws -> HandoffResult {
         let label = separateProcesses ? "workflow (separate processes)" : "workflow"
         var pipeline: [RunningAgent] = []
+        // On an error, `Cleanup` kills the children it adopted; on success they stop below.
         var children: [Process] = []
-        defer { for child in children { stopChild(child) } }
         for (index, user) in pipelineUsers.enumerated() {
             if separateProcesses, index != 0, index != pipelineUsers.count - 1 {
                 children.append(try startPipelineProcess(user, action: "bench.s\(index)"))
@@ -476,6 +494,7 @@ final class Bench: Sendable {
         log(String(format: "%@: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
                    label, count, count * 5, seconds, rate, submitSeconds))
         for agent in pipeline { await stop(agent) }
+        for child in children { await stopChild(child) }
         let sizes = handoffBytes.withLock { $0 }.sorted()
         return HandoffResult(hop: hop, handoff: handoff, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
                              timedSenders: pipeline.count - 1, medianBytes: sizes.isEmpty ? 0 : sizes[sizes.count / 2])
@@ -487,7 +506,7 @@ final class Bench: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["--serve-agent", user, "--serve-action", action, "--serve-port", String(sandbox.port),
-                             "--serve-state", sandbox.dir.path + "/state-\(user)", "--concurrency", String(config.concurrency),
+                             "--serve-state", stateDirectory(user), "--concurrency", String(config.concurrency),
                              "--log-level", BatonLog.level.rawValue]
         process.standardInput = Pipe()
         let logPath = sandbox.dir.path + "/\(user).log"
@@ -498,14 +517,6 @@ final class Bench: Sendable {
         try process.run()
         Cleanup.shared.adopt(child: process.processIdentifier, name: user)
         return process
-    }
-
-    private func stopChild(_ process: Process) {
-        process.terminate()
-        let deadline = monotonicNanos() + 10_000_000_000
-        while process.isRunning, monotonicNanos() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        Cleanup.shared.release(child: process.processIdentifier)
     }
 }
 

@@ -125,9 +125,12 @@ extension AgentSettings {
         }
         var host: String? = nil, port: UInt16? = nil, streamManagement = false
         if let server = root["server"] {
-            guard let map = server.mapping else { throw ConfigError(file: file, "'server' must be a mapping {host, port, stream_management}") }
-            for key in map.keys where !["host", "port", "stream_management"].contains(key.string ?? "") {
-                throw ConfigError(file: file, "line \(key.mark?.line ?? 0): unknown setting 'server.\(key.string ?? "?")' (known: host, port, stream_management)")
+            let serverKeys = ["host", "port", "stream_management"]
+            guard let map = server.mapping else {
+                throw ConfigError(file: file, "'server' must be a mapping {\(serverKeys.joined(separator: ", "))}")
+            }
+            for key in map.keys where !serverKeys.contains(key.string ?? "") {
+                throw ConfigError(file: file, "line \(key.mark?.line ?? 0): unknown setting 'server.\(key.string ?? "?")' (known: \(serverKeys.joined(separator: ", ")))")
             }
             host = try string("host", in: map)
             if let sm = map["stream_management"] {

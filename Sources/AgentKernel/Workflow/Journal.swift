@@ -6,8 +6,8 @@ import GRDB
 ///
 /// One row per (workflow, seq), seq being the index of the step the holder is to run:
 /// `accepted` → `running` → `handing` (step result recorded, being handed to `target`) →
-/// `handed`; a new submission starts as `routing` (no step run here yet); or `parked` (no agent for the next action), `finished` (completed, failed,
-/// cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
+/// `handed`; a new submission starts as `routing` (no step run here yet); or `parked` (no agent
+/// for the next action), `finished` (completed, failed, cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
 /// recognised and never run again.
 public final class Journal: Sendable {
     public enum State: String, Sendable, Codable, DatabaseValueConvertible {

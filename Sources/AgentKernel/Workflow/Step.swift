@@ -15,7 +15,8 @@ public struct StepInvocation: Sendable {
     public let submitter: String
     private let workspaceURL: URL
     /// A directory of this step's own, created on first use (most steps never need one) and
-    /// removed once the step's result is recorded; a failed step's is kept for inspection.
+    /// removed when the step succeeds (its products are in its outputs by then); a failed
+    /// step's is kept for inspection.
     public var workspace: URL {
         try? FileManager.default.createDirectory(at: workspaceURL, withIntermediateDirectories: true)
         return workspaceURL

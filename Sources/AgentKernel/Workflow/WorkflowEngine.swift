@@ -65,7 +65,7 @@ public final class WorkflowEngine: Sendable {
         guard try journal.accept(document, seq: -1, state: .routing) else { return document }
         logger.info("accepted new workflow \(document.shortName) from \(submitter)")
         events.report(WorkflowEvent(.submitted, document: document, agent: me(), message: "\(document.steps.count) steps"), to: document)
-        schedule(Journal.Entry(document: document, seq: -1, state: .routing, target: nil, updated: Date()))
+        schedule(document, seq: -1, state: .routing)
         return document
     }
 
@@ -78,7 +78,7 @@ public final class WorkflowEngine: Sendable {
         let isNew = try journal.accept(document, json: json, seq: document.cursor)
         if isNew {
             logger.info("took custody of \(document.shortName) step \(document.cursor + 1) from \(sender)")
-            schedule(Journal.Entry(document: document, seq: document.cursor, state: .accepted, target: nil, updated: Date()))
+            schedule(document, seq: document.cursor, state: .accepted)
         } else {
             logger.info("duplicate hand-off of \(document.shortName) step \(document.cursor + 1) from \(sender): already held")
         }
@@ -162,8 +162,13 @@ public final class WorkflowEngine: Sendable {
 
     private func key(_ workflow: String, _ seq: Int) -> String { "\(workflow)#\(seq)" }
 
-    /// Runs or routes an entry taken fresh from the journal (or just written to it).
+    /// Runs or routes an entry taken fresh from the journal.
     private func schedule(_ entry: Journal.Entry) { schedule(workflow: entry.document.id, seq: entry.seq, current: entry) }
+
+    /// Runs or routes `document` at `seq`, just written to the journal in `state`.
+    private func schedule(_ document: WorkflowDocument, seq: Int, state: Journal.State) {
+        schedule(Journal.Entry(document: document, seq: seq, state: state, target: nil, updated: Date()))
+    }
 
     private func schedule(workflow: String, seq: Int, current: Journal.Entry? = nil) {
         let k = key(workflow, seq)
@@ -282,7 +287,7 @@ public final class WorkflowEngine: Sendable {
                 events.report(WorkflowEvent(.retrying, document: document, agent: me(), step: step,
                                             message: "attempt \(attempt + 1) of \(document.onFailure.retries + 1)"), to: document, chat: false)
                 scheduling.withLock { _ = $0.busy.remove(key(document.id, entry.seq)) }
-                schedule(Journal.Entry(document: document, seq: entry.seq, state: .accepted, target: nil, updated: Date()))
+                schedule(document, seq: entry.seq, state: .accepted)
                 return
             }
             let current = Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date())
@@ -308,8 +313,9 @@ public final class WorkflowEngine: Sendable {
         ended(document)
     }
 
-    /// Drops a finished step's workspace (and the workflow's directory once empty): its
-    /// products are in the artifact store or the trail by now.
+    /// Drops a succeeded step's workspace (and the workflow's directory once empty): its
+    /// products are in the artifact store or the step's outputs by now. Should the agent crash
+    /// before the result is journaled, the rerun simply gets a fresh workspace.
     private func removeWorkspace(_ workspace: URL) {
         let manager = FileManager.default
         guard manager.fileExists(atPath: workspace.path) else { return }
@@ -339,7 +345,7 @@ public final class WorkflowEngine: Sendable {
             if target == me() {
                 try journal.handToSelf(document, from: entry.seq)
                 events.report(WorkflowEvent(.handoff, document: document, agent: me(), step: step, message: "kept here"), to: document, chat: false)
-                schedule(Journal.Entry(document: document, seq: document.cursor, state: .accepted, target: nil, updated: Date()))
+                schedule(document, seq: document.cursor, state: .accepted)
                 return
             }
             document.status = .running

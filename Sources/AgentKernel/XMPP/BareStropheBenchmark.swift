@@ -56,7 +56,7 @@ public final class BareStropheBenchmark: @unchecked Sendable {
 
     /// Connects both accounts (TLS, any certificate accepted) and waits until both are online.
     public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10,
-                streamManagement: Bool = ConnectionSettings(jid: "", password: "").streamManagement) throws {
+                streamManagement: Bool = ConnectionSettings.defaultStreamManagement) throws {
         xmpp_initialize()
         ctx = xmpp_ctx_new(nil, nil)
         a = xmpp_conn_new(ctx)

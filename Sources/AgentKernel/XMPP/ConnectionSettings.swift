@@ -22,9 +22,11 @@ public struct ConnectionSettings: Sendable, Equatable {
     /// safety: a hand-off is acknowledged end to end by the receiver after it stored the document,
     /// and resent (then deduplicated) when that acknowledgement does not come.
     public var streamManagement: Bool
+    public static let defaultStreamManagement = false
 
     public init(jid: String, password: String, host: String? = nil, port: UInt16? = nil,
-                tls: TLSPolicy = .verify, caFile: String? = nil, connectTimeout: Double = 10, streamManagement: Bool = false) {
+                tls: TLSPolicy = .verify, caFile: String? = nil, connectTimeout: Double = 10,
+                streamManagement: Bool = defaultStreamManagement) {
         self.streamManagement = streamManagement
         self.jid = jid
         self.password = password
