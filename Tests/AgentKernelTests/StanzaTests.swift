@@ -4,7 +4,17 @@ import Testing
 @Suite struct StanzaTests {
     @Test func escapesTextAndAttributes() {
         let element = XMLElement("body", ["note": "a\"b'<c>&"], text: "1 < 2 & </body>")
-        #expect(element.xml == "<body note=\"a&quot;b&apos;&lt;c&gt;&amp;\">1 &lt; 2 &amp; &lt;/body&gt;</body>")
+        #expect(element.xml == "<body note=\"a&quot;b'&lt;c&gt;&amp;\">1 &lt; 2 &amp; &lt;/body&gt;</body>")
+    }
+
+    @Test func jsonTextKeepsItsQuotes() {
+        let json = XMLElement("json", xmlns: "urn:xmpp:json:0", text: #"{"a":"<b> & 'c'"}"#)
+        #expect(json.xml == #"<json xmlns="urn:xmpp:json:0">{"a":"&lt;b&gt; &amp; 'c'"}</json>"#)
+    }
+
+    @Test func charactersXMLForbidsAreReplaced() {
+        let body = XMLElement("body", ["a": "x\ty\nz"], text: "\u{1B}[31mred\u{1B}[0m \u{0}\u{FFFF}\u{FFFD}é\r\n")
+        #expect(body.xml == "<body a=\"x&#9;y&#10;z\">\u{FFFD}[31mred\u{FFFD}[0m \u{FFFD}\u{FFFD}\u{FFFD}é\r\n</body>")
     }
 
     @Test func readsChildrenByNameAndNamespace() {

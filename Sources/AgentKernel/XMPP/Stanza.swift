@@ -1,8 +1,8 @@
 /// A small, immutable XML tree: the one representation of a stanza on the Swift side.
 ///
 /// Every stanza that crosses the libstrophe seam is converted to or from this type, so nothing
-/// outside `StropheSession` ever builds XML by concatenating strings. Attribute values and text
-/// are escaped by `xml` (and by libstrophe on the wire).
+/// outside `StropheSession` ever builds XML by concatenating strings. `utf8XML` renders it for
+/// the wire, escaping attribute values and text.
 public struct XMLElement: Sendable, Equatable, CustomStringConvertible {
     public enum Node: Sendable, Equatable {
         case element(XMLElement)
@@ -63,37 +63,82 @@ public struct XMLElement: Sendable, Equatable, CustomStringConvertible {
     public mutating func append(_ child: XMLElement) { nodes.append(.element(child)) }
     public mutating func append(text: String) { nodes.append(.text(text)) }
 
-    // MARK: serialising (logs, tests, JSON containers); the wire goes through libstrophe
+    // MARK: serialising (the wire, logs, tests)
 
-    public var xml: String {
-        var out = "<" + name
-        for (key, value) in attributes { out += " \(key)=\"\(Self.escape(value, quote: true))\"" }
-        if nodes.isEmpty { return out + "/>" }
-        out += ">"
-        for node in nodes {
-            switch node {
-            case .element(let e): out += e.xml
-            case .text(let t): out += Self.escape(t, quote: false)
-            }
-        }
-        return out + "</\(name)>"
-    }
+    /// The element as XML text: what `StropheSession` sends.
+    public var xml: String { String(decoding: utf8XML, as: UTF8.self) }
     public var description: String { xml }
 
-    static func escape(_ s: String, quote: Bool) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for ch in s.unicodeScalars {
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"" where quote: out += "&quot;"
-            case "'" where quote: out += "&apos;"
-            default: out.unicodeScalars.append(ch)
+    /// The element as UTF-8 XML. Text escapes only `&`, `<` and `>`: a JSON container's many
+    /// quotes stay as they are, because each `&quot;` costs the server's XML parser a callback
+    /// (Prosody's runs in Lua) — libstrophe's own renderer escapes them, so stanzas do not go
+    /// through it. Characters XML 1.0 forbids (control codes from a step's log, say) become
+    /// U+FFFD instead of making the server close the stream as not well-formed.
+    public var utf8XML: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(into: &out)
+        return out
+    }
+
+    func write(into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "<"))
+        out.append(contentsOf: name.utf8)
+        for (key, value) in attributes {
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: key.utf8)
+            out.append(contentsOf: "=\"".utf8)
+            Self.escape(value, attribute: true, into: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        if nodes.isEmpty {
+            out.append(contentsOf: "/>".utf8)
+            return
+        }
+        out.append(UInt8(ascii: ">"))
+        for node in nodes {
+            switch node {
+            case .element(let e): e.write(into: &out)
+            case .text(let t): Self.escape(t, attribute: false, into: &out)
             }
         }
-        return out
+        out.append(contentsOf: "</".utf8)
+        out.append(contentsOf: name.utf8)
+        out.append(UInt8(ascii: ">"))
+    }
+
+    private static let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+
+    static func escape(_ s: String, attribute: Bool, into out: inout [UInt8]) {
+        let utf8 = s.utf8
+        var index = utf8.startIndex
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            switch byte {
+            case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)
+            case UInt8(ascii: "<"): out.append(contentsOf: "&lt;".utf8)
+            case UInt8(ascii: ">"): out.append(contentsOf: "&gt;".utf8)
+            case UInt8(ascii: "\"") where attribute: out.append(contentsOf: "&quot;".utf8)
+            // A parser normalises these to spaces in attribute values: keep them as written.
+            case 0x09 where attribute: out.append(contentsOf: "&#9;".utf8)
+            case 0x0A where attribute: out.append(contentsOf: "&#10;".utf8)
+            case 0x0D where attribute: out.append(contentsOf: "&#13;".utf8)
+            case 0x09, 0x0A, 0x0D: out.append(byte)
+            case 0x00..<0x20: out.append(contentsOf: replacement)
+            case 0xEF:
+                // U+FFFE and U+FFFF (EF BF BE, EF BF BF) are not XML characters either.
+                let next = utf8.index(after: index)
+                if next != utf8.endIndex, utf8[next] == 0xBF, utf8.index(after: next) != utf8.endIndex,
+                   utf8[utf8.index(after: next)] >= 0xBE {
+                    out.append(contentsOf: replacement)
+                    index = utf8.index(after: utf8.index(after: next))
+                    continue
+                }
+                out.append(byte)
+            default: out.append(byte)
+            }
+            index = utf8.index(after: index)
+        }
     }
 }
 

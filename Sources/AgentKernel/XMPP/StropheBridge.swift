@@ -1,25 +1,9 @@
 import CStrophe
 
-/// Conversion between libstrophe's `xmpp_stanza_t` and `XMLElement`.
+/// Conversion of what libstrophe parsed (`xmpp_stanza_t`) into an `XMLElement`; sending renders
+/// `XMLElement.utf8XML` instead.
 /// Only `StropheSession` calls these, and only on its own thread.
 enum StropheBridge {
-    static func makeStanza(_ element: XMLElement, ctx: OpaquePointer) -> OpaquePointer {
-        let stanza = xmpp_stanza_new(ctx)!
-        xmpp_stanza_set_name(stanza, element.name)
-        for (key, value) in element.attributes { xmpp_stanza_set_attribute(stanza, key, value) }
-        for node in element.nodes {
-            switch node {
-            case .element(let child):
-                xmpp_stanza_add_child_ex(stanza, makeStanza(child, ctx: ctx), 0)
-            case .text(let text):
-                let textNode = xmpp_stanza_new(ctx)!
-                xmpp_stanza_set_text(textNode, text)
-                xmpp_stanza_add_child_ex(stanza, textNode, 0)
-            }
-        }
-        return stanza
-    }
-
     static func element(from stanza: OpaquePointer) -> XMLElement {
         var element = XMLElement(xmpp_stanza_get_name(stanza).map { String(cString: $0) } ?? "")
         let count = Int(xmpp_stanza_get_attribute_count(stanza))

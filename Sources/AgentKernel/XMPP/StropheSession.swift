@@ -231,9 +231,12 @@ final class StropheSession: @unchecked Sendable {
             logger.debug("dropping stanza while offline: \(element.name) to \(element.to ?? "-")")
             return
         }
-        let stanza = StropheBridge.makeStanza(element, ctx: ctx)
-        xmpp_send(conn, stanza)
-        xmpp_stanza_release(stanza)
+        // Rendered here rather than by libstrophe (`xmpp_send`): same queue and stream
+        // management accounting, no C tree to build, and text escaped as the server likes it.
+        let bytes = element.utf8XML
+        bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { xmpp_send_raw(conn, $0.baseAddress, $0.count) }
+        }
     }
 
     private func startConnection() {
