@@ -117,7 +117,7 @@ public struct WorkflowDocument: Codable, Sendable, Equatable {
         // Milliseconds matter: trails and events time steps that take well under a second.
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            try container.encode(Timestamp.string(date))
         }
         return encoder
     }()
@@ -125,32 +125,24 @@ public struct WorkflowDocument: Codable, Sendable, Equatable {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
-            if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
-            if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an ISO 8601 time"))
+            guard let date = Timestamp.date(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an ISO 8601 time"))
+            }
+            return date
         }
         return decoder
     }()
 
-    public func json() throws -> String { String(decoding: try Self.encoder.encode(self), as: UTF8.self) }
+    /// The document as compact JSON, keys sorted (see `JSONText`).
+    public func json() throws -> String { jsonValue.jsonText }
 
     public static func from(json: String) throws -> WorkflowDocument {
         do {
-            return try decoder.decode(WorkflowDocument.self, from: Data(json.utf8))
-        } catch let error as DecodingError {
-            throw WorkflowError.invalid("workflow JSON: \(describe(error))")
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "missing '\(key.stringValue)' at '\(path(context))'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
-        case .dataCorrupted(let context): return "\(context.debugDescription) at '\(path(context))'"
-        @unknown default: return "\(error)"
+            return try WorkflowDocument(jsonValue: JSONValue(parsing: json))
+        } catch let error as JSONSyntaxError {
+            throw WorkflowError.invalid("workflow JSON: \(error)")
+        } catch WorkflowError.invalid(let message) {
+            throw WorkflowError.invalid("workflow JSON: \(message)")
         }
     }
 }
