@@ -129,18 +129,28 @@ final class Bench: Sendable {
                             bareThroughputRTT: none, batonThroughputRTT: none, discovery: none, discoveryMisses: 0,
                             startToOnline: none, rssMB: none)
 
-        // (a) + (b): bare libstrophe first, then Baton. ping-a stays online as the workflows'
-        // submitter (it receives their chat lines).
+        // (a) + (b): bare libstrophe and Baton. The round trips alternate in blocks, so a change
+        // in the machine's load during the run falls on both alike; then each one's throughput.
+        // ping-a stays online as the workflows' submitter (it receives their chat lines).
         let pinger = try await connect("ping-a")
         let drain = Task { for await _ in pinger.events {} }
         defer { drain.cancel() }
         var answering: RunningAgent?
         if config.runs("a") || config.runs("b") {
-            let bare = try await bareIQ()
-            (report.bareRTT, report.bareThroughput, report.bareThroughputRTT) = (bare.rtt, bare.throughput, bare.throughputRTT)
             let agent = try await startAgent("ping-b", modules: [NoopModule()])
             answering = agent
-            report.batonRTT = try await batonLatency(pinger, target: agent.jid)
+            var bareRTTs: [Double] = [], batonRTTs: [Double] = []
+            let perBlock = max(1, config.pings / Self.latencyBlocks)
+            for _ in 0..<Self.latencyBlocks {
+                bareRTTs += try await bareIQ(pings: perBlock).rtt.sorted
+                batonRTTs += try await batonLatency(pinger, target: agent.jid, count: perBlock)
+            }
+            report.bareRTT = Sample(bareRTTs)
+            report.batonRTT = Sample(batonRTTs)
+            log(String(format: "round trips in %d alternating blocks: bare p50 %.3f ms p99 %.3f ms; baton p50 %.3f ms p99 %.3f ms",
+                       Self.latencyBlocks, report.bareRTT.p50, report.bareRTT.p99, report.batonRTT.p50, report.batonRTT.p99))
+            let bare = try await bareIQ(throughput: true)
+            (report.bareThroughput, report.bareThroughputRTT) = (bare.throughput, bare.throughputRTT)
             (report.batonThroughput, report.batonThroughputRTT) = try await batonThroughput(pinger, target: agent.jid)
         }
 
@@ -170,7 +180,7 @@ final class Bench: Sendable {
             let inProcess = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench", separateProcesses: false)
             report.inProcess = inProcess
             report.largePayloadBytes = inProcess.medianBytes
-            report.bareLargeRTT = try await bareIQ(pingText: String(repeating: "x", count: inProcess.medianBytes)).rtt
+            report.bareLargeRTT = try await bareIQ(pings: min(1000, config.pings), pingText: String(repeating: "x", count: inProcess.medianBytes)).rtt
             let after = try await eventsPublishProbe(probe)
             await probe.close()
             notes.withLock {
@@ -202,28 +212,32 @@ final class Bench: Sendable {
 
     // MARK: - (a)/(b) bare libstrophe
 
-    /// With `pingText`, only the one-at-a-time round trip of pings carrying that text.
-    func bareIQ(pingText: String? = nil) async throws -> (rtt: Sample, throughput: Double, throughputRTT: Sample) {
+    /// Blocks of round trips, alternating between bare libstrophe and Baton.
+    static let latencyBlocks = 4
+
+    /// One-at-a-time round trips (`pings` of them, after a warm-up), of pings carrying
+    /// `pingText` if given; with `throughput`, the pipelined rate instead.
+    func bareIQ(pings: Int = 0, pingText: String? = nil, throughput: Bool = false) async throws
+        -> (rtt: Sample, throughput: Double, throughputRTT: Sample) {
         let host = sandbox.host, port = UInt16(sandbox.port), domain = sandbox.domain, config = config
         let a = BareStropheBenchmark.Account(jid: "bare-a@\(domain)/bench", password: password("bare-a"))
         let b = BareStropheBenchmark.Account(jid: "bare-b@\(domain)/bench", password: password("bare-b"))
         return try await onThread("bare libstrophe") {
             let bench = try BareStropheBenchmark(host: host, port: port, a: a, b: b)
             defer { bench.close() }
-            if let pingText {
-                bench.pingText = pingText
-                _ = try bench.latency(count: 100)
-                let latency = try bench.latency(count: min(1000, config.pings))
-                log(String(format: "bare, %d-byte pings: RTT p50 %.3f ms", pingText.utf8.count, Sample(latency.roundTripsMillis).p50))
-                return (Sample(latency.roundTripsMillis), .nan, Sample([]))
+            if throughput {
+                _ = try bench.pings(count: min(1000, config.throughputPings), window: config.window)
+                let run = try bench.pings(count: config.throughputPings, window: config.window)
+                log(String(format: "bare: %.0f IQ/s with %d in flight", run.perSecond, config.window))
+                return (Sample([]), run.perSecond, Sample(run.roundTripsMillis))
             }
-            _ = try bench.latency(count: min(200, config.pings))
-            let latency = try bench.latency(count: config.pings)
-            _ = try bench.pings(count: min(1000, config.throughputPings), window: config.window)
-            let throughput = try bench.pings(count: config.throughputPings, window: config.window)
-            log(String(format: "bare: RTT p50 %.3f ms p99 %.3f ms; %.0f IQ/s with %d in flight",
-                       Sample(latency.roundTripsMillis).p50, Sample(latency.roundTripsMillis).p99, throughput.perSecond, config.window))
-            return (Sample(latency.roundTripsMillis), throughput.perSecond, Sample(throughput.roundTripsMillis))
+            if let pingText { bench.pingText = pingText }
+            _ = try bench.latency(count: min(200, pings))
+            let latency = try bench.latency(count: pings)
+            if let pingText {
+                log(String(format: "bare, %d-byte pings: RTT p50 %.3f ms", pingText.utf8.count, Sample(latency.roundTripsMillis).p50))
+            }
+            return (Sample(latency.roundTripsMillis), .nan, Sample([]))
         }
     }
 
@@ -233,18 +247,16 @@ final class Bench: Sendable {
         Stanza.iq(.get, to: target, payload: XMLElement("ping", xmlns: NS.ping))
     }
 
-    func batonLatency(_ connection: XMPPConnection, target: String) async throws -> Sample {
-        for _ in 0..<min(200, config.pings) { _ = try await connection.request(ping(target)) }
+    func batonLatency(_ connection: XMPPConnection, target: String, count: Int) async throws -> [Double] {
+        for _ in 0..<min(200, count) { _ = try await connection.request(ping(target)) }
         var rtts: [Double] = []
-        rtts.reserveCapacity(config.pings)
-        for _ in 0..<config.pings {
+        rtts.reserveCapacity(count)
+        for _ in 0..<count {
             let start = monotonicNanos()
             _ = try await connection.request(ping(target))
             rtts.append(millis(since: start))
         }
-        let sample = Sample(rtts)
-        log(String(format: "baton: RTT p50 %.3f ms p99 %.3f ms", sample.p50, sample.p99))
-        return sample
+        return rtts
     }
 
     func batonThroughput(_ connection: XMPPConnection, target: String) async throws -> (Double, Sample) {
