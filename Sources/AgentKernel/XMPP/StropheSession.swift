@@ -41,6 +41,9 @@ final class StropheSession: @unchecked Sendable {
     private var stopping = false
     private var stopped = false
     private var stanzasThisTurn = 0
+    /// libstrophe's logger, muted while online (see `muteLibstropheLog`).
+    private var libstropheLog: UnsafeMutablePointer<xmpp_log_t>?
+    private var libstropheLogHandler: xmpp_log_handler?
     private var libstropheComplaints: [String] = []
     private var idCounter: UInt64 = 0
     private let idPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -142,16 +145,14 @@ final class StropheSession: @unchecked Sendable {
         // libstrophe keeps this pointer for the context's whole life: it must not be a Swift
         // local passed with `&` (valid only during the call), so it gets memory of its own.
         let log = UnsafeMutablePointer<xmpp_log_t>.allocate(capacity: 1)
-        defer { log.deallocate() }
+        defer { libstropheLog = nil; log.deallocate() }
         log.initialize(to: xmpp_log_t(handler: { userdata, level, area, message in
             let session = Unmanaged<StropheSession>.fromOpaque(userdata!).takeUnretainedValue()
-            // Once online, libstrophe's debug lines are the text of every stanza sent and
-            // received: dropped here before they become Swift strings (a copy and a scan of
-            // each hand-off document otherwise). Login chatter is kept to explain failures.
-            if session.online, level.rawValue < XMPP_LEVEL_WARN.rawValue { return }
             session.libstropheSaid(level: level, area: area.map { String(cString: $0) } ?? "",
                                    message: message.map { String(cString: $0) } ?? "")
         }, userdata: Unmanaged.passUnretained(self).toOpaque()))
+        libstropheLog = log
+        libstropheLogHandler = log.pointee.handler
         ctx = xmpp_ctx_new(nil, log)
         var idleMillis: Int32 = 0
         // Turns to run without sleeping after the socket had data: libstrophe reads at most
@@ -321,6 +322,7 @@ final class StropheSession: @unchecked Sendable {
     private func connectionChanged(_ conn: OpaquePointer, event: xmpp_conn_event_t, error: Int32, streamError: String?) {
         switch event {
         case XMPP_CONN_CONNECT:
+            muteLibstropheLog(true)
             online = true
             everOnline = true
             reconnectAttempt = 0
@@ -332,6 +334,7 @@ final class StropheSession: @unchecked Sendable {
         case XMPP_CONN_RAW_CONNECT:
             break
         default:
+            muteLibstropheLog(false)
             let wasOnline = online
             online = false
             let reason = classify(error: error, streamError: streamError, wasOnline: wasOnline)
@@ -361,6 +364,14 @@ final class StropheSession: @unchecked Sendable {
             }
             if reconnecting { scheduleReconnect(after: reason) }
         }
+    }
+
+    /// Once online, libstrophe's log is the text of every stanza sent and received, each one
+    /// formatted by its own character-by-character printf — twice for stanzas over 1 KiB — only
+    /// to be dropped here. With no handler it formats nothing. Login chatter, which explains a
+    /// failed connection, is logged again from the moment the connection drops.
+    private func muteLibstropheLog(_ mute: Bool) {
+        libstropheLog?.pointee.handler = mute ? nil : libstropheLogHandler
     }
 
     private func fail(_ error: ConnectionError) {
