@@ -446,11 +446,22 @@ final class Bench: Sendable {
         let handoffTimes = Mutex<[Double]>([])
         let handoffBytes = Mutex<[Int]>([])
         let recording = Mutex(false)
+        // Custody moves when the receiver has synced the document (before its answer travels
+        // back): timed from the sender's start where both ends are in this process.
+        let handoffStarts = Mutex<[String: ContinuousClock.Instant]>([:])
+        let custodyStored = Mutex<[String: ContinuousClock.Instant]>([:])
         for agent in pipeline.dropLast() {
             agent.agent.engine.onHandoff { handoff in
                 guard recording.withLock({ $0 }) else { return }
                 handoffTimes.withLock { $0.append(handoff.duration / .milliseconds(1)) }
                 handoffBytes.withLock { $0.append(handoff.bytes) }
+                handoffStarts.withLock { $0["\(handoff.workflow)#\(handoff.seq)"] = handoff.started }
+            }
+        }
+        for agent in pipeline.dropFirst() {
+            agent.agent.engine.onCustody { custody in
+                guard recording.withLock({ $0 }) else { return }
+                custodyStored.withLock { $0["\(custody.workflow)#\(custody.seq)"] = custody.stored }
             }
         }
 
@@ -472,6 +483,12 @@ final class Bench: Sendable {
         let e2eSample = Sample(e2e)
         let hop = Sample(e2e.map { $0 / 5 })
         let handoff = Sample(handoffTimes.withLock { $0 })
+        let starts = handoffStarts.withLock { $0 }, stored = custodyStored.withLock { $0 }
+        let custody = Sample(starts.compactMap { key, start in stored[key].map { ($0 - start) / .milliseconds(1) } })
+        if custody.count > 0 {
+            log(String(format: "%@: custody transfer (sender's start to receiver's synced store) p50 %.2f ms, p99 %.2f ms",
+                       label, custody.p50, custody.p99))
+        }
         log(String(format: "%@: end-to-end p50 %.2f ms (hop %.2f ms), p99 %.2f ms; hand-off p50 %.2f ms, p99 %.2f ms",
                    label, e2eSample.p50, hop.p50, e2eSample.p99, handoff.p50, handoff.p99))
 
@@ -508,7 +525,7 @@ final class Bench: Sendable {
         for agent in pipeline { await stop(agent) }
         for child in children { await stopChild(child) }
         let sizes = handoffBytes.withLock { $0 }.sorted()
-        return HandoffResult(hop: hop, handoff: handoff, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
+        return HandoffResult(hop: hop, handoff: handoff, custody: custody, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
                              timedSenders: pipeline.count - 1, medianBytes: sizes.isEmpty ? 0 : sizes[sizes.count / 2])
     }
 
@@ -537,6 +554,8 @@ struct HandoffResult: Sendable {
     var hop: Sample
     /// Each hand-off as its sender timed it (senders in this process only).
     var handoff: Sample
+    /// From the sender's start to the receiver's synced store (both in this process).
+    var custody: Sample
     var e2e: Sample
     var rate: Double
     var workflows: Int

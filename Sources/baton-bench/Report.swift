@@ -26,6 +26,10 @@ extension Report {
                 ratio: f(ratio) + "x", target: "<= 1.5x bare RTT + 1 fsync", result: Self.check(ratio, ratio <= 1)),
             Row(metric: "  hand-off p99 (ms; \(result.timedSenders) sender\(result.timedSenders == 1 ? "" : "s") timed)", baton: f(result.handoff.p99),
                 reference: "-", ratio: "-", target: "(info)", result: "-"),
+        ] + (result.custody.count == 0 ? [] : [
+            Row(metric: "  custody moved p50 / p99 (ms; to receiver's sync)", baton: f(result.custody.p50) + " / " + f(result.custody.p99),
+                reference: "-", ratio: f(result.custody.p50 / hopReference) + "x", target: "(info: no answer leg)", result: "-"),
+        ]) + [
             Row(metric: "  step-to-step hop p50 / p99 (ms, e2e / 5)", baton: f(result.hop.p50) + " / " + f(result.hop.p99),
                 reference: "-", ratio: f(result.hop.p50 / hopReference) + "x", target: "(info: + running the step)", result: "-"),
             Row(metric: "Hand-offs/s (\(result.workflows) in flight; \(setup))", baton: f(result.rate, 0),

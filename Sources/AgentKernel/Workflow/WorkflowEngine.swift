@@ -26,6 +26,7 @@ public final class WorkflowEngine: Sendable {
     private let scheduling = Mutex(Scheduling())
     private let endObservers = Mutex<[@Sendable (WorkflowDocument) -> Void]>([])
     private let handoffObservers = Mutex<[@Sendable (Handoff) -> Void]>([])
+    private let custodyObservers = Mutex<[@Sendable (Custody) -> Void]>([])
 
     /// One completed hand-off, as the sender saw it.
     public struct Handoff: Sendable {
@@ -35,9 +36,20 @@ public final class WorkflowEngine: Sendable {
         public var target: String
         /// Size of the document sent (JSON, UTF-8).
         public var bytes: Int
+        /// When the sender began it (before journaling it).
+        public var started: ContinuousClock.Instant
         /// From journaling the hand-off to journaling it done: encode, IQ, the receiver's
         /// synced store, its answer.
         public var duration: Duration
+    }
+
+    /// A document this agent took custody of: stored and synced, about to be acknowledged.
+    public struct Custody: Sendable {
+        public var workflow: String
+        /// The step this agent is to run (0-based).
+        public var seq: Int
+        public var from: String
+        public var stored: ContinuousClock.Instant
     }
 
     init(journal: Journal, connection: XMPPConnection, directory: AgentDirectory, runners: [any StepRunner],
@@ -77,6 +89,8 @@ public final class WorkflowEngine: Sendable {
         }
         let isNew = try journal.accept(document, json: json, seq: document.cursor)
         if isNew {
+            let record = Custody(workflow: document.id, seq: document.cursor, from: sender, stored: .now)
+            for observer in custodyObservers.withLock({ $0 }) { observer(record) }
             logger.info("took custody of \(document.shortName) step \(document.cursor + 1) from \(sender)")
             schedule(document, seq: document.cursor, state: .accepted)
         } else {
@@ -149,6 +163,11 @@ public final class WorkflowEngine: Sendable {
     /// Calls `observer` after every hand-off this agent completes.
     public func onHandoff(_ observer: @escaping @Sendable (Handoff) -> Void) {
         handoffObservers.withLock { $0.append(observer) }
+    }
+
+    /// Calls `observer` whenever this agent has stored a new hand-off, before it answers.
+    public func onCustody(_ observer: @escaping @Sendable (Custody) -> Void) {
+        custodyObservers.withLock { $0.append(observer) }
     }
 
     private func ended(_ document: WorkflowDocument) {
@@ -358,7 +377,7 @@ public final class WorkflowEngine: Sendable {
                     _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
                     try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
                     let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
-                                         duration: .now - started)
+                                         started: started, duration: .now - started)
                     for observer in handoffObservers.withLock({ $0 }) { observer(record) }
                     logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(String(format: "%.2f", record.duration / .milliseconds(1))) ms")
                     events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)
