@@ -145,6 +145,23 @@ import Testing
         try await b.stop()
     }
 
+    @Test func loadChangesReachPeers() async throws {
+        let a = try await cluster.startAgent("load-a")
+        let b = try await cluster.startAgent("load-b")
+        let aJID = "load-a@baton.test/agent"
+        let loadOfA: @Sendable ([AgentDirectory.Peer]) -> Int? = { peers in peers.first { $0.jid == aJID && $0.online }?.description.load }
+        #expect(await b.agent.directory.wait(timeout: 15) { loadOfA($0) == 0 })
+        // A burst, as steps starting and ending make it: one republication, with the last value.
+        for load in [1, 2, 3, 2, 1, 4] { a.agent.setLoad(load) }
+        #expect(await b.agent.directory.wait(timeout: 5) { loadOfA($0) == 4 })
+        // A change inside the minimum interval still arrives, after it.
+        a.agent.setLoad(0)
+        #expect(await b.agent.directory.wait(timeout: 5) { loadOfA($0) == 0 })
+        #expect(a.agent.load == 0)
+        try await a.stop()
+        try await b.stop()
+    }
+
     @Test func reconnectsAfterServerRestart() async throws {
         let a = try await cluster.startAgent("phoenix-a")
         let b = try await cluster.startAgent("phoenix-b")

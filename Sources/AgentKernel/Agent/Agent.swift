@@ -26,6 +26,8 @@ public final class Agent: Sendable {
         var boundJID: String?
         var greeted: Set<String> = []
         var load = 0
+        /// A republication of the load is on its way (it publishes the load current then).
+        var loadPublishPending = false
         var modulesStarted = false
         var shuttingDown = false
     }
@@ -122,10 +124,23 @@ public final class Agent: Sendable {
     }
 
     /// Changes the advertised load (work in progress) and republishes, at most twice a second.
+    /// Every step starts and ends with a change: one pending republication covers them all,
+    /// instead of a task per change.
     public func setLoad(_ load: Int) {
-        let changed = state.withLock { s -> Bool in defer { s.load = load }; return s.load != load }
-        guard changed else { return }
-        Task { await loadPublisher.request { [self] in try? await publishDescription() } }
+        let mustRequest = state.withLock { s -> Bool in
+            guard s.load != load else { return false }
+            s.load = load
+            defer { s.loadPublishPending = true }
+            return !s.loadPublishPending
+        }
+        guard mustRequest else { return }
+        Task {
+            await loadPublisher.request { [self] in
+                // Cleared before the load is read: a change from here on asks again.
+                state.withLock { $0.loadPublishPending = false }
+                try? await publishDescription()
+            }
+        }
     }
 
     // MARK: - Coming online
