@@ -35,6 +35,24 @@ struct WorkspaceStep: StepRunner {
     }
 }
 
+/// Fails its first `failures` runs of each workflow, then succeeds; counts the runs.
+struct FlakyStep: StepRunner {
+    let name = "flaky"
+    let action: String
+    let failures: Int
+    let runs: Locked<[String: Int]>
+    var actions: [String] { [action] }
+
+    func run(_ invocation: StepInvocation) async throws -> StepOutcome {
+        let run = runs.withLock { runs -> Int in
+            runs[invocation.workflowID, default: 0] += 1
+            return runs[invocation.workflowID]!
+        }
+        if run <= failures { throw StepFailure("failure \(run) of \(failures), on purpose") }
+        return StepOutcome()
+    }
+}
+
 extension TestCluster {
     func startAgent(_ user: String, steps: [any AgentModule], trusted: [String] = ["ops@baton.test", "*@baton.test"],
                     spool: String? = nil, workflows: String? = nil) async throws -> RunningAgent {
@@ -102,6 +120,31 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await agent.stop()
     }
 
+    @Test func failedStepsAreRetriedWithinTheirBudget() async throws {
+        let runs = Locked<[String: Int]>([:])
+        let agent = try await cluster.startAgent("flaky", steps: [FlakyStep(action: "t.flaky", failures: 2, runs: runs)])
+        #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.flaky") } })
+        var enough = pipeline(["t.flaky"])
+        enough.onFailure = .init(retries: 2)
+        var tooFew = pipeline(["t.flaky"])
+        tooFew.onFailure = .init(retries: 1)
+        let recovered = try agent.agent.engine.submit(enough, by: "ops@baton.test/test")
+        let failed = try agent.agent.engine.submit(tooFew, by: "ops@baton.test/test")
+        #expect(try await eventually(20) { try finished(agent.agent, recovered.id) != nil && finished(agent.agent, failed.id) != nil })
+
+        let done = try #require(try finished(agent.agent, recovered.id))
+        #expect(done.status == .completed)
+        #expect(done.trail.map(\.attempt) == [1, 2, 3])
+        #expect(done.trail.map(\.status) == ["failed", "failed", "done"])
+        #expect(done.attempts["s1"] == 3)
+        let gaveUp = try #require(try finished(agent.agent, failed.id))
+        #expect(gaveUp.status == .failed)
+        #expect(gaveUp.trail.map(\.attempt) == [1, 2])
+        #expect(gaveUp.reason?.contains("failure 2 of 2, on purpose") == true)
+        #expect(runs.value[recovered.id] == 3 && runs.value[failed.id] == 2)
+        try await agent.stop()
+    }
+
     @Test func parkedWorkflowMovesOnWhenACapableAgentJoins() async throws {
         let counter = Locked<[String: Int]>([:])
         let first = try await cluster.startAgent("early", steps: [CountingStep(name: "early", action: "t.first", counter: counter)])
@@ -162,6 +205,9 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         #expect(try await eventually(40) { try finished(tail.agent, document.id)?.status == .completed })
         let done = try #require(try finished(tail.agent, document.id))
         #expect(done.trail.filter { $0.step == "work" }.count == 1)
+        // The killed attempt is remembered: the rerun is attempt 2.
+        #expect(done.trail.first { $0.step == "work" }?.attempt == 2)
+        #expect(done.attempts["work"] == 2)
         #expect(done.trail.map(\.step) == ["hop", "work", "finish2"])
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         #expect(lines.filter { $0 == "start" }.count == 2)  // at-least-once: the killed attempt and the rerun

@@ -5,7 +5,7 @@ import GRDB
 /// holds, where each stands, and so which hand-offs it must still make after a crash.
 ///
 /// One row per (workflow, seq), seq being the index of the step the holder is to run:
-/// `accepted` → `running` → `handing` (step result recorded, being handed to `target`) →
+/// `accepted` → `running` (only the attempt number is written) → `handing` (step result recorded, being handed to `target`) →
 /// `handed`; a new submission starts as `routing` (no step run here yet); or `parked` (no agent
 /// for the next action), `finished` (completed, failed, cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
 /// recognised and never run again.
@@ -53,6 +53,11 @@ public final class Journal: Sendable {
                 CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            // The attempt a step is on, recorded when it starts without rewriting the document
+            // (merged into the document's `attempts` when the entry is read).
+            try db.execute(sql: "ALTER TABLE custody ADD COLUMN attempt INTEGER")
+        }
         try migrator.migrate(db)
     }
 
@@ -83,6 +88,15 @@ public final class Journal: Sendable {
         try promptly { db in
             try db.cachedStatement(sql: "UPDATE custody SET state = ?, target = ?, updated = ? WHERE workflow = ? AND seq = ?")
                 .execute(arguments: [state, target, Date().timeIntervalSince1970, workflow, seq])
+        }
+    }
+
+    /// Records that the step of (workflow, seq) begins its `attempt`-th attempt. Written before
+    /// the step runs, so that the rerun after a crash is known as the next attempt.
+    public func markRunning(_ workflow: String, seq: Int, attempt: Int) throws {
+        try promptly { db in
+            try db.cachedStatement(sql: "UPDATE custody SET state = 'running', attempt = ?, updated = ? WHERE workflow = ? AND seq = ?")
+                .execute(arguments: [attempt, Date().timeIntervalSince1970, workflow, seq])
         }
     }
 
@@ -186,7 +200,13 @@ public final class Journal: Sendable {
     }
 
     private static func entry(_ row: Row) throws -> Entry {
-        Entry(document: try WorkflowDocument.from(json: row["document"]), seq: row["seq"], state: row["state"],
-              target: row["target"], updated: Date(timeIntervalSince1970: row["updated"]))
+        var document = try WorkflowDocument.from(json: row["document"])
+        let seq: Int = row["seq"]
+        if let attempt: Int = row["attempt"], document.steps.indices.contains(seq) {
+            let step = document.steps[seq].id
+            document.attempts[step] = max(document.attempts[step] ?? 0, attempt)
+        }
+        return Entry(document: document, seq: seq, state: row["state"], target: row["target"],
+                     updated: Date(timeIntervalSince1970: row["updated"]))
     }
 }

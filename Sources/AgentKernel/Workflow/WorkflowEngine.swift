@@ -233,7 +233,7 @@ public final class WorkflowEngine: Sendable {
         }
         let attempt = (document.attempts[step.id] ?? 0) + 1
         document.attempts[step.id] = attempt
-        try journal.update(document, seq: entry.seq, state: .running)
+        try journal.markRunning(document.id, seq: entry.seq, attempt: attempt)
         events.report(WorkflowEvent(.started, document: document, agent: me(), step: step,
                                     message: attempt > 1 ? "attempt \(attempt)" : nil), to: document)
         let workspace = URL(fileURLWithPath: settings.stateDirectory).appendingPathComponent("work/\(document.id)/\(step.id)")
