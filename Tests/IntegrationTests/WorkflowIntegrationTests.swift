@@ -145,6 +145,32 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await agent.stop()
     }
 
+    @Test func aStepThatKeepsCrashingItsAgentIsNotStartedForEver() async throws {
+        // The journal as an agent leaves it after its step was cut short 4 times (one workflow)
+        // and 3 times (another): each restart finds the step `running`, its attempt recorded.
+        let stateDirectory = cluster.server.dir.path + "/state-crashy"
+        let poisoned = pipeline(["t.crashy"], name: "poisoned").submitted(by: "ops@baton.test/test")
+        let unlucky = pipeline(["t.crashy"], name: "unlucky").submitted(by: "ops@baton.test/test")
+        do {
+            let journal = try Journal(path: stateDirectory + "/journal.sqlite")
+            for (document, attempts) in [(poisoned, 4), (unlucky, 3)] {
+                #expect(try journal.accept(document, seq: 0))
+                try journal.markRunning(document.id, seq: 0, attempt: attempts)
+            }
+        }
+        let counter = Locked<[String: Int]>([:])
+        let agent = try await cluster.startAgent("crashy", steps: [CountingStep(name: "crashy", action: "t.crashy", counter: counter)])
+        #expect(try await eventually(20) { try finished(agent.agent, poisoned.id) != nil && finished(agent.agent, unlucky.id) != nil })
+        let gaveUp = try #require(try finished(agent.agent, poisoned.id))
+        #expect(gaveUp.status == .failed)
+        #expect(gaveUp.reason == "step s1 was cut short 4 times (crashy stopped while it ran); not starting it again")
+        #expect(counter.value["\(poisoned.id)#s1"] == nil)
+        let ranAgain = try #require(try finished(agent.agent, unlucky.id))
+        #expect(ranAgain.status == .completed && ranAgain.trail.map(\.attempt) == [4])
+        #expect(counter.value["\(unlucky.id)#s1"] == 1)
+        try await agent.stop()
+    }
+
     @Test func parkedWorkflowMovesOnWhenACapableAgentJoins() async throws {
         let counter = Locked<[String: Int]>([:])
         let first = try await cluster.startAgent("early", steps: [CountingStep(name: "early", action: "t.first", counter: counter)])

@@ -24,6 +24,8 @@ public final class WorkflowEngine: Sendable {
         var running: [String: Task<StepOutcome, Error>] = [:]
     }
     private let scheduling = Mutex(Scheduling())
+    /// How many times a step may be cut short by its agent's crash before the workflow fails.
+    static let maximumInterruptedRuns = 3
     private let endObservers = Mutex<[@Sendable (WorkflowDocument) -> Void]>([])
     private let handoffObservers = Mutex<[@Sendable (Handoff) -> Void]>([])
     private let custodyObservers = Mutex<[@Sendable (Custody) -> Void]>([])
@@ -232,6 +234,15 @@ public final class WorkflowEngine: Sendable {
             return
         }
         let attempt = (document.attempts[step.id] ?? 0) + 1
+        // Attempts that left no trail entry were cut short by a crash of this agent. A crash is
+        // not the step's failure (it does not spend `retries`), but a step that keeps taking its
+        // agent down must not be started for ever.
+        let interrupted = attempt - 1 - document.trail.filter { $0.step == step.id }.count
+        if interrupted > Self.maximumInterruptedRuns {
+            try finish(entry, status: .failed,
+                       reason: "step \(step.id) was cut short \(interrupted) times (\(settings.name) stopped while it ran); not starting it again")
+            return
+        }
         document.attempts[step.id] = attempt
         try journal.markRunning(document.id, seq: entry.seq, attempt: attempt)
         events.report(WorkflowEvent(.started, document: document, agent: me(), step: step,
