@@ -30,18 +30,21 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // One helper for every target that starts child processes (Process+CleanSignals.swift).
+        .target(name: "ChildProcess"),
         // The lifecycle's real work (snapshots, images, VM tests, releases), free of XMPP.
         .target(name: "ApplianceEngine", dependencies: [
+            "ChildProcess",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Appliance containers on an OCI runtime (runc/crun): layers, overlays, bundles.
-        .target(name: "LauncherEngine", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .executableTarget(name: "launcher-bench", dependencies: ["LauncherEngine"]),
+        .target(name: "LauncherEngine", dependencies: ["ChildProcess", .product(name: "Yams", package: "Yams")]),
+        .executableTarget(name: "launcher-bench", dependencies: ["LauncherEngine", "ChildProcess"]),
         // A throwaway Prosody (scripts/prosody-sandbox) for the integration tests and baton-bench.
-        .target(name: "ProsodySandbox"),
+        .target(name: "ProsodySandbox", dependencies: ["ChildProcess"]),
         .target(name: "Agents", dependencies: [
-            "AgentKernel", "ApplianceEngine", "LauncherEngine",
+            "AgentKernel", "ApplianceEngine", "LauncherEngine", "ChildProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -58,7 +61,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "baton-bench", dependencies: [
-            "AgentKernel", "Agents", "ProsodySandbox",
+            "AgentKernel", "Agents", "ProsodySandbox", "ChildProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

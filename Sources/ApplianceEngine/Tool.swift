@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// Result of one external tool run.
@@ -83,7 +84,7 @@ public enum Tool {
 
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
-        do { try process.run() } catch {
+        do { try process.runWithSignalsUnblocked() } catch {
             throw ToolError(tool: name, argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         // Drain both pipes concurrently: a tool filling one pipe while we block on the other

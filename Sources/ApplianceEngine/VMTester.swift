@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Synchronization
 
@@ -202,7 +203,7 @@ final class QemuRun: @unchecked Sendable {
         err.fileHandleForReading.readabilityHandler = { h in stderr.append(h.availableData) }
         let exited = r.exited
         r.process.terminationHandler = { _ in exited.signal() }
-        do { try r.process.run() } catch {
+        do { try r.process.runWithSignalsUnblocked() } catch {
             throw ToolError(tool: argv[0], argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         return r

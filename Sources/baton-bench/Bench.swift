@@ -1,5 +1,6 @@
 import AgentKernel
 import Agents
+import ChildProcess
 import Foundation
 import ProsodySandbox
 import Synchronization
@@ -360,7 +361,7 @@ final class Bench: Sendable {
             process.standardOutput = logHandle
             process.standardError = logHandle
             let start = monotonicNanos()
-            try process.run()
+            try process.runWithSignalsUnblocked()
             let pid = process.processIdentifier
             Cleanup.shared.adopt(child: pid, name: "agentd")
             let online = await directory.wait(timeout: 15) { $0.contains { $0.jid == jid && $0.online } }
@@ -543,7 +544,7 @@ final class Bench: Sendable {
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = logHandle
         process.standardError = logHandle
-        try process.run()
+        try process.runWithSignalsUnblocked()
         Cleanup.shared.adopt(child: process.processIdentifier, name: user)
         return process
     }

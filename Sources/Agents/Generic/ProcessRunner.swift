@@ -1,4 +1,5 @@
 import AgentKernel
+import ChildProcess
 import Foundation
 
 /// Runs a program with a timeout, capturing its combined output (keeping the tail).
@@ -68,7 +69,7 @@ public struct ProcessRunner: Sendable {
             finished.withLock { $0 = true }
             exited.continuation.finish()
         }
-        try process.run()
+        try process.runWithSignalsUnblocked()
         let timedOut = Locked(false)
         let pid = process.processIdentifier
         let watchdog = Task {
