@@ -84,7 +84,7 @@ public enum Tool {
 
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
-        do { try process.runWithSignalsUnblocked() } catch {
+        do { try process.runWithCleanSignals() } catch {
             throw ToolError(tool: name, argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         // Drain both pipes concurrently: a tool filling one pipe while we block on the other

@@ -203,7 +203,7 @@ final class QemuRun: @unchecked Sendable {
         err.fileHandleForReading.readabilityHandler = { h in stderr.append(h.availableData) }
         let exited = r.exited
         r.process.terminationHandler = { _ in exited.signal() }
-        do { try r.process.runWithSignalsUnblocked() } catch {
+        do { try r.process.runWithCleanSignals() } catch {
             throw ToolError(tool: argv[0], argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         return r

@@ -35,7 +35,7 @@ enum Subprocess {
         let box = ProcessBox(proc)
         let status: Int32 = try await withCheckedThrowingContinuation { cont in
             proc.terminationHandler = { p in cont.resume(returning: p.terminationStatus) }
-            do { try proc.runWithSignalsUnblocked() } catch {
+            do { try proc.runWithCleanSignals() } catch {
                 proc.terminationHandler = nil
                 cont.resume(throwing: LauncherError.ioFailure("cannot start \(argv[0]): \(error)"))
                 return

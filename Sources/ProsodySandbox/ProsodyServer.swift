@@ -112,7 +112,7 @@ public final class ProsodyServer: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["PROSODY_SANDBOX_OWNER"] = String(ProcessInfo.processInfo.processIdentifier)
         process.environment = environment
-        try process.runWithSignalsUnblocked()
+        try process.runWithCleanSignals()
         // Sequential reads are safe: the script writes a few lines at most (the server's own
         // output goes to DIR/console.log, so it does not hold these pipes open).
         let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

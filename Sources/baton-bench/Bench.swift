@@ -361,7 +361,7 @@ final class Bench: Sendable {
             process.standardOutput = logHandle
             process.standardError = logHandle
             let start = monotonicNanos()
-            try process.runWithSignalsUnblocked()
+            try process.runWithCleanSignals()
             let pid = process.processIdentifier
             Cleanup.shared.adopt(child: pid, name: "agentd")
             let online = await directory.wait(timeout: 15) { $0.contains { $0.jid == jid && $0.online } }
@@ -544,7 +544,7 @@ final class Bench: Sendable {
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = logHandle
         process.standardError = logHandle
-        try process.runWithSignalsUnblocked()
+        try process.runWithCleanSignals()
         Cleanup.shared.adopt(child: process.processIdentifier, name: user)
         return process
     }

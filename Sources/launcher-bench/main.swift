@@ -17,14 +17,14 @@ func sh(_ args: [String], quiet: Bool = true) -> Int32 {
     p.executableURL = URL(fileURLWithPath: args[0]); p.arguments = Array(args.dropFirst())
     p.standardInput = FileHandle.nullDevice
     if quiet { p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice }
-    try! p.runWithSignalsUnblocked(); p.waitUntilExit(); return p.terminationStatus
+    try! p.runWithCleanSignals(); p.waitUntilExit(); return p.terminationStatus
 }
 
 func capture(_ args: [String]) -> String {
     let p = Process(), pipe = Pipe()
     p.executableURL = URL(fileURLWithPath: args[0]); p.arguments = Array(args.dropFirst())
     p.standardOutput = pipe
-    try! p.runWithSignalsUnblocked()
+    try! p.runWithCleanSignals()
     let d = pipe.fileHandleForReading.readDataToEndOfFile(); p.waitUntilExit()
     return String(decoding: d, as: UTF8.self)
 }
@@ -75,7 +75,7 @@ func runDetached(_ id: String, bundle: String, log: String) {
     _ = fm.createFile(atPath: log, contents: nil)
     let h = FileHandle(forWritingAtPath: log)!
     p.standardInput = FileHandle.nullDevice; p.standardOutput = h; p.standardError = h
-    try! p.runWithSignalsUnblocked(); p.waitUntilExit(); try? h.close()
+    try! p.runWithCleanSignals(); p.waitUntilExit(); try? h.close()
 }
 func runcDelete(_ id: String) { sh([runc, "--root", "\(root)/runc", "delete", "--force", id]) }
 

@@ -37,24 +37,10 @@ public struct ProcessRunner: Sendable {
 
     static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Agents ignore SIGPIPE (a write to a closed socket must be an error, not the agent's
-    /// death), children inherit that, and `Process` cannot undo it per child: `yes | head -1`
-    /// in a shell step ended in "Broken pipe" errors. coreutils' env (8.31 on) restores it.
-    static let restoreSIGPIPE: [String] = {
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["--default-signal=PIPE", "true"]
-        probe.standardOutput = FileHandle.nullDevice
-        probe.standardError = FileHandle.nullDevice
-        guard (try? probe.runWithSignalsUnblocked()) != nil else { return [] }
-        probe.waitUntilExit()
-        return probe.terminationStatus == 0 ? ["/usr/bin/env", "--default-signal=PIPE"] : []
-    }()
-
     public func run(_ argv: [String], environment: [String: String]? = nil, directory: URL? = nil,
                     timeout: Double, maxOutput: Int = 1 << 20) async throws -> Result {
         let process = Process()
-        var argv = Self.restoreSIGPIPE + argv
+        var argv = argv
         if Self.setpriv != nil {
             // If the agent is killed, its tools die with it instead of finishing a step whose
             // result nobody will record (the step reruns when the agent comes back).
@@ -83,7 +69,7 @@ public struct ProcessRunner: Sendable {
             finished.withLock { $0 = true }
             exited.continuation.finish()
         }
-        try process.runWithSignalsUnblocked()
+        try process.runWithCleanSignals()
         let timedOut = Locked(false)
         let pid = process.processIdentifier
         let watchdog = Task {
