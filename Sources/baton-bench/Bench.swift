@@ -143,15 +143,14 @@ final class Bench: Sendable {
             var bareRTTs: [Double] = [], batonRTTs: [Double] = []
             let perBlock = max(1, config.pings / Self.latencyBlocks)
             for _ in 0..<Self.latencyBlocks {
-                bareRTTs += try await bareIQ(pings: perBlock).rtt.sorted
+                bareRTTs += try await bareLatency(pings: perBlock).sorted
                 batonRTTs += try await batonLatency(pinger, target: agent.jid, count: perBlock)
             }
             report.bareRTT = Sample(bareRTTs)
             report.batonRTT = Sample(batonRTTs)
             log(String(format: "round trips in %d alternating blocks: bare p50 %.3f ms p99 %.3f ms; baton p50 %.3f ms p99 %.3f ms",
                        Self.latencyBlocks, report.bareRTT.p50, report.bareRTT.p99, report.batonRTT.p50, report.batonRTT.p99))
-            let bare = try await bareIQ(throughput: true)
-            (report.bareThroughput, report.bareThroughputRTT) = (bare.throughput, bare.throughputRTT)
+            (report.bareThroughput, report.bareThroughputRTT) = try await bareThroughput()
             (report.batonThroughput, report.batonThroughputRTT) = try await batonThroughput(pinger, target: agent.jid)
         }
 
@@ -181,7 +180,7 @@ final class Bench: Sendable {
             let inProcess = try await handoffs(submitter: "ping-a@\(sandbox.domain)/bench", separateProcesses: false)
             report.inProcess = inProcess
             report.largePayloadBytes = inProcess.medianBytes
-            report.bareLargeRTT = try await bareIQ(pings: min(1000, config.pings), pingText: String(repeating: "x", count: inProcess.medianBytes)).rtt
+            report.bareLargeRTT = try await bareLatency(pings: min(1000, config.pings), pingText: String(repeating: "x", count: inProcess.medianBytes))
             let after = try await eventsPublishProbe(probe)
             await probe.close()
             notes.withLock {
@@ -217,28 +216,37 @@ final class Bench: Sendable {
     static let latencyBlocks = 4
 
     /// One-at-a-time round trips (`pings` of them, after a warm-up), of pings carrying
-    /// `pingText` if given; with `throughput`, the pipelined rate instead.
-    func bareIQ(pings: Int = 0, pingText: String? = nil, throughput: Bool = false) async throws
-        -> (rtt: Sample, throughput: Double, throughputRTT: Sample) {
-        let host = sandbox.host, port = UInt16(sandbox.port), domain = sandbox.domain, config = config
+    /// `pingText` if given.
+    func bareLatency(pings: Int, pingText: String? = nil) async throws -> Sample {
+        try await withBareBenchmark { bench in
+            if let pingText { bench.pingText = pingText }
+            _ = try bench.latency(count: min(200, pings))
+            let latency = Sample(try bench.latency(count: pings).roundTripsMillis)
+            if let pingText { log(String(format: "bare, %d-byte pings: RTT p50 %.3f ms", pingText.utf8.count, latency.p50)) }
+            return latency
+        }
+    }
+
+    /// The pipelined rate (`config.window` in flight) and its round trips.
+    func bareThroughput() async throws -> (perSecond: Double, rtt: Sample) {
+        let config = config
+        return try await withBareBenchmark { bench in
+            _ = try bench.pings(count: min(1000, config.throughputPings), window: config.window)
+            let run = try bench.pings(count: config.throughputPings, window: config.window)
+            log(String(format: "bare: %.0f IQ/s with %d in flight", run.perSecond, config.window))
+            return (run.perSecond, Sample(run.roundTripsMillis))
+        }
+    }
+
+    /// Connects bare-a and bare-b on a thread of their own, runs `body`, disconnects.
+    private func withBareBenchmark<T: Sendable>(_ body: @escaping @Sendable (BareStropheBenchmark) throws -> T) async throws -> T {
+        let host = sandbox.host, port = UInt16(sandbox.port), domain = sandbox.domain
         let a = BareStropheBenchmark.Account(jid: "bare-a@\(domain)/bench", password: password("bare-a"))
         let b = BareStropheBenchmark.Account(jid: "bare-b@\(domain)/bench", password: password("bare-b"))
         return try await onThread("bare libstrophe") {
             let bench = try BareStropheBenchmark(host: host, port: port, a: a, b: b)
             defer { bench.close() }
-            if throughput {
-                _ = try bench.pings(count: min(1000, config.throughputPings), window: config.window)
-                let run = try bench.pings(count: config.throughputPings, window: config.window)
-                log(String(format: "bare: %.0f IQ/s with %d in flight", run.perSecond, config.window))
-                return (Sample([]), run.perSecond, Sample(run.roundTripsMillis))
-            }
-            if let pingText { bench.pingText = pingText }
-            _ = try bench.latency(count: min(200, pings))
-            let latency = try bench.latency(count: pings)
-            if let pingText {
-                log(String(format: "bare, %d-byte pings: RTT p50 %.3f ms", pingText.utf8.count, Sample(latency.roundTripsMillis).p50))
-            }
-            return (Sample(latency.roundTripsMillis), .nan, Sample([]))
+            return try body(bench)
         }
     }
 
@@ -444,19 +452,15 @@ final class Bench: Sendable {
         }
         func endTime(_ id: String) -> UInt64? { endTimes.withLock { $0[id] } }
         // Each hand-off as its sender timed it: journal, IQ, the receiver's synced store, ack.
-        let handoffTimes = Mutex<[Double]>([])
-        let handoffBytes = Mutex<[Int]>([])
-        let recording = Mutex(false)
         // Custody moves when the receiver has synced the document (before its answer travels
         // back): timed from the sender's start where both ends are in this process.
-        let handoffStarts = Mutex<[String: ContinuousClock.Instant]>([:])
+        let handoffs = Mutex<[WorkflowEngine.Handoff]>([])
         let custodyStored = Mutex<[String: ContinuousClock.Instant]>([:])
+        let recording = Mutex(false)
         for agent in pipeline.dropLast() {
             agent.agent.engine.onHandoff { handoff in
                 guard recording.withLock({ $0 }) else { return }
-                handoffTimes.withLock { $0.append(handoff.duration / .milliseconds(1)) }
-                handoffBytes.withLock { $0.append(handoff.bytes) }
-                handoffStarts.withLock { $0["\(handoff.workflow)#\(handoff.seq)"] = handoff.started }
+                handoffs.withLock { $0.append(handoff) }
             }
         }
         for agent in pipeline.dropFirst() {
@@ -483,9 +487,9 @@ final class Bench: Sendable {
         recording.withLock { $0 = false }
         let e2eSample = Sample(e2e)
         let hop = Sample(e2e.map { $0 / 5 })
-        let handoff = Sample(handoffTimes.withLock { $0 })
-        let starts = handoffStarts.withLock { $0 }, stored = custodyStored.withLock { $0 }
-        let custody = Sample(starts.compactMap { key, start in stored[key].map { ($0 - start) / .milliseconds(1) } })
+        let timed = handoffs.withLock { $0 }, stored = custodyStored.withLock { $0 }
+        let handoff = Sample(timed.map { $0.duration / .milliseconds(1) })
+        let custody = Sample(timed.compactMap { h in stored["\(h.workflow)#\(h.seq)"].map { ($0 - h.started) / .milliseconds(1) } })
         if custody.count > 0 {
             log(String(format: "%@: custody transfer (sender's start to receiver's synced store) p50 %.2f ms, p99 %.2f ms",
                        label, custody.p50, custody.p99))
@@ -525,7 +529,7 @@ final class Bench: Sendable {
                    label, count, count * 5, seconds, rate, submitSeconds))
         for agent in pipeline { await stop(agent) }
         for child in children { await stopChild(child) }
-        let sizes = handoffBytes.withLock { $0 }.sorted()
+        let sizes = timed.map(\.bytes).sorted()
         return HandoffResult(hop: hop, handoff: handoff, custody: custody, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
                              timedSenders: pipeline.count - 1, medianBytes: sizes.isEmpty ? 0 : sizes[sizes.count / 2])
     }

@@ -11,8 +11,9 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        // Most common kinds first: every failed attempt throws, and a thrown DecodingError
-        // (with its coding path) is what made decoding a document slow.
+        // Most common kinds first: every failed attempt throws a DecodingError (with its coding
+        // path), the dearest part of decoding. (Documents have their own reader, JSONText;
+        // events and release provenance still come through here.)
         if container.decodeNil() { self = .null }
         else if let s = try? container.decode(String.self) { self = .string(s) }
         else if let o = try? container.decode([String: JSONValue].self) { self = .object(o) }

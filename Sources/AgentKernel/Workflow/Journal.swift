@@ -5,9 +5,10 @@ import GRDB
 /// holds, where each stands, and so which hand-offs it must still make after a crash.
 ///
 /// One row per (workflow, seq), seq being the index of the step the holder is to run:
-/// `accepted` → `running` (only the attempt number is written) → `handing` (step result recorded, being handed to `target`) →
-/// `handed`; a new submission starts as `routing` (no step run here yet); or `parked` (no agent
-/// for the next action), `finished` (completed, failed, cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
+/// `accepted` → `running` (only the attempt number is written) → `handing` (step result
+/// recorded, being handed to `target`) → `handed`; a new submission starts as `routing` (no step
+/// run here yet); or `parked` (no agent for the next action), `finished` (completed, failed,
+/// cancelled). The primary key is also the dedup key: a second copy of (workflow, seq) is
 /// recognised and never run again.
 public final class Journal: Sendable {
     public enum State: String, Sendable, Codable, DatabaseValueConvertible {

@@ -26,9 +26,9 @@ public final class WorkflowEngine: Sendable {
     private let scheduling = Mutex(Scheduling())
     /// How many times a step may be cut short by its agent's crash before the workflow fails.
     static let maximumInterruptedRuns = 3
-    private let endObservers = Mutex<[@Sendable (WorkflowDocument) -> Void]>([])
-    private let handoffObservers = Mutex<[@Sendable (Handoff) -> Void]>([])
-    private let custodyObservers = Mutex<[@Sendable (Custody) -> Void]>([])
+    private let endObservers = Observers<WorkflowDocument>()
+    private let handoffObservers = Observers<Handoff>()
+    private let custodyObservers = Observers<Custody>()
 
     /// One completed hand-off, as the sender saw it.
     public struct Handoff: Sendable {
@@ -92,7 +92,7 @@ public final class WorkflowEngine: Sendable {
         let isNew = try journal.accept(document, json: json, seq: document.cursor)
         if isNew {
             let record = Custody(workflow: document.id, seq: document.cursor, from: sender, stored: .now)
-            for observer in custodyObservers.withLock({ $0 }) { observer(record) }
+            custodyObservers.notify(record)
             logger.info("took custody of \(document.shortName) step \(document.cursor + 1) from \(sender)")
             schedule(document, seq: document.cursor, state: .accepted)
         } else {
@@ -159,22 +159,20 @@ public final class WorkflowEngine: Sendable {
     /// Calls `observer` with every workflow that ends on this agent (completed, failed, cancelled,
     /// or parked after a failed step), once its end is in the journal.
     public func onEnd(_ observer: @escaping @Sendable (WorkflowDocument) -> Void) {
-        endObservers.withLock { $0.append(observer) }
+        endObservers.add(observer)
     }
 
     /// Calls `observer` after every hand-off this agent completes.
     public func onHandoff(_ observer: @escaping @Sendable (Handoff) -> Void) {
-        handoffObservers.withLock { $0.append(observer) }
+        handoffObservers.add(observer)
     }
 
     /// Calls `observer` whenever this agent has stored a new hand-off, before it answers.
     public func onCustody(_ observer: @escaping @Sendable (Custody) -> Void) {
-        custodyObservers.withLock { $0.append(observer) }
+        custodyObservers.add(observer)
     }
 
-    private func ended(_ document: WorkflowDocument) {
-        for observer in endObservers.withLock({ $0 }) { observer(document) }
-    }
+    private func ended(_ document: WorkflowDocument) { endObservers.notify(document) }
 
     /// Ends the event publisher (called on shutdown, after the engine's pump is cancelled).
     func stop() { events.finish() }
@@ -389,7 +387,7 @@ public final class WorkflowEngine: Sendable {
                     try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
                     let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
                                          started: started, duration: .now - started)
-                    for observer in handoffObservers.withLock({ $0 }) { observer(record) }
+                    handoffObservers.notify(record)
                     logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(String(format: "%.2f", record.duration / .milliseconds(1))) ms")
                     events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)
                     return
@@ -441,4 +439,11 @@ actor ConcurrencyLimiter {
     func release() {
         if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
     }
+}
+
+/// Callbacks registered for one kind of engine news, called in order of registration.
+final class Observers<Value: Sendable>: Sendable {
+    private let list = Mutex<[@Sendable (Value) -> Void]>([])
+    func add(_ observer: @escaping @Sendable (Value) -> Void) { list.withLock { $0.append(observer) } }
+    func notify(_ value: Value) { for observer in list.withLock({ $0 }) { observer(value) } }
 }
