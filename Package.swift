@@ -28,6 +28,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            // SQLite's C API, for the one file control GRDB has no Swift call for (persistent WAL).
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // One helper for every target that starts child processes (Process+CleanSignals.swift).

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The agent's durable memory (SQLite through GRDB, WAL): every workflow it
 /// holds, where each stands, and so which hand-offs it must still make after a crash.
@@ -33,10 +34,15 @@ public final class Journal: Sendable {
         var config = Configuration()
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Keep the WAL file when the journal closes, so that its preallocation (below)
+            // outlives a restart instead of being deleted with the file.
+            var persist: Int32 = 1
+            sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
         }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         db = try DatabaseQueue(path: path, configuration: config)
         _ = try db.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        try Self.preallocateWAL(db, path: path + "-wal")
         self.retention = retention
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -60,6 +66,41 @@ public final class Journal: Sendable {
             try db.execute(sql: "ALTER TABLE custody ADD COLUMN attempt INTEGER")
         }
         try migrator.migrate(db)
+    }
+
+    /// Grows the WAL file once to what a checkpoint cycle fills (zeros past its end).
+    ///
+    /// Why: every custody promise is a synced WAL commit. A commit that appends to the file also
+    /// changes its size, so its fdatasync must commit the inode through ext4's journal as well —
+    /// measured here at 0.22–0.24 ms against 0.10–0.13 ms for overwriting blocks already on
+    /// disk. After a checkpoint SQLite writes the WAL from its start again, so once the file
+    /// has its full size every commit overwrites. Safe: bytes past the WAL's end belong to no
+    /// frame (recovery stops at the first invalid frame, and zeros are one), and the write lock
+    /// is held meanwhile, so no commit appends concurrently. Best effort: only speed is at stake.
+    private static func preallocateWAL(_ queue: DatabaseQueue, path: String) throws {
+        try queue.writeWithoutTransaction { db in
+            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+            let checkpointPages = try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") ?? 1000
+            // WAL header, then frames of (24-byte header + page); room for one more large commit.
+            let wanted = 32 + (checkpointPages + 64) * (pageSize + 24)
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            defer { try? db.execute(sql: "COMMIT") }
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { return }  // not in WAL mode after all: nothing to grow
+            defer { close(fd) }
+            var status = stat()
+            guard fstat(fd, &status) == 0, Int(status.st_size) < wanted else { return }
+            let zeros = [UInt8](repeating: 0, count: 1 << 20)
+            var offset = Int(status.st_size)
+            while offset < wanted {
+                let count = min(zeros.count, wanted - offset)
+                let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(offset)) }
+                // Only speed is at stake: a full disk shows up in the journal's own writes.
+                guard written > 0 else { break }
+                offset += written
+            }
+            _ = fsync(fd)
+        }
     }
 
     /// Stores a received document unless (workflow, seq) is already here. Returns false for a

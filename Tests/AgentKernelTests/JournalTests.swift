@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+@testable import AgentKernel
+
+/// The journal's WAL is grown once at open (so that synced commits overwrite instead of append)
+/// and kept across restarts; neither may cost a stored document.
+@Suite struct JournalTests {
+    private static func scratch() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("baton-journal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.path
+    }
+
+    private static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? -1
+    }
+
+    private static func document(_ name: String) -> WorkflowDocument {
+        WorkflowDocument(name: name, steps: [.init(id: "s1", action: "t.one")]).submitted(by: "ops@baton.test/test")
+    }
+
+    @Test func walIsGrownAtOpenAndKeptWhenTheJournalCloses() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/journal.sqlite"
+        let grown: Int
+        do {
+            let journal = try Journal(path: path)
+            // 1000-page checkpoints of 4 KiB pages: header + 1064 frames of 4120 bytes.
+            grown = Self.size(path + "-wal")
+            #expect(grown == 32 + 1064 * 4120)
+            #expect(try journal.accept(Self.document("kept"), seq: 0))
+        }
+        // Closed: SQLite checkpoints, but keeps the (persistent) WAL at its size.
+        #expect(Self.size(path + "-wal") == grown)
+        let reopened = try Journal(path: path)
+        #expect(try reopened.entries(in: [.accepted]).map(\.document.name) == ["kept"])
+        #expect(Self.size(path + "-wal") == grown)
+    }
+
+    @Test func documentsCommittedBeforeACrashAreReadBackFromThePaddedWAL() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/journal.sqlite", copy = dir + "/crashed.sqlite"
+        let journal = try Journal(path: path)
+        var names: [String] = []
+        for index in 0..<50 {
+            let document = Self.document("wf\(index)")
+            #expect(try journal.accept(document, seq: 0))
+            names.append(document.name)
+        }
+        // The files as a crash would leave them: committed frames in the WAL (not yet
+        // checkpointed into the database), then the zeros it was grown with.
+        for suffix in ["", "-wal"] {
+            try FileManager.default.copyItem(atPath: path + suffix, toPath: copy + suffix)
+        }
+        #expect(Self.size(copy) < 50 * 1024)  // the documents live in the WAL only
+        let recovered = try Journal(path: copy)
+        #expect(try recovered.entries(in: [.accepted]).map(\.document.name).sorted() == names.sorted())
+        #expect(try recovered.accept(Self.document("after"), seq: 0))
+        #expect(try recovered.entries(in: [.accepted]).count == 51)
+    }
+}
