@@ -34,6 +34,8 @@ struct Report: Sendable {
     var inProcess: HandoffResult?
     /// Bare libstrophe round trip of a ping carrying as many bytes as the median hand-off.
     var bareLargeRTT = Sample([])
+    /// Bare hand-offs of the median document: Baton's IQ and journal writes, nothing else.
+    var bareHandoff = Sample([])
     var largePayloadBytes = 0
     /// The same with the middle four agents as processes of their own.
     var acrossProcesses: HandoffResult?
@@ -181,6 +183,9 @@ final class Bench: Sendable {
             report.inProcess = inProcess
             report.largePayloadBytes = inProcess.medianBytes
             report.bareLargeRTT = try await bareLatency(pings: min(1000, config.pings), pingText: String(repeating: "x", count: inProcess.medianBytes))
+            if let model = inProcess.medianDocument {
+                report.bareHandoff = try await bareHandoffs(like: model, count: max(200, config.rounds * 5))
+            }
             let after = try await eventsPublishProbe(probe)
             await probe.close()
             notes.withLock {
@@ -225,6 +230,25 @@ final class Bench: Sendable {
             if let pingText { log(String(format: "bare, %d-byte pings: RTT p50 %.3f ms", pingText.utf8.count, latency.p50)) }
             return latency
         }
+    }
+
+    /// Hand-offs of copies of `model` (each its own workflow id) between bare-a and bare-b,
+    /// with journals of their own: the floor under Baton's hand-off (see
+    /// `BareStropheBenchmark.handoffs`). A warm-up of 50 first.
+    func bareHandoffs(like model: WorkflowDocument, count: Int) async throws -> Sample {
+        let directory = sandbox.dir.path
+        let sample = try await withBareBenchmark { bench in
+            let sender = try Journal(path: directory + "/state-bare-a/journal.sqlite")
+            let receiver = try Journal(path: directory + "/state-bare-b/journal.sqlite")
+            func copies(_ n: Int) -> [WorkflowDocument] {
+                (0..<n).map { _ in var copy = model; copy.id = WorkflowDocument.newID(); return copy }
+            }
+            _ = try bench.handoffs(copies(50), sender: sender, receiver: receiver)
+            return Sample(try bench.handoffs(copies(count), sender: sender, receiver: receiver).roundTripsMillis)
+        }
+        log(String(format: "bare hand-offs (libstrophe + Journal, one thread), %d-byte documents: p50 %.3f ms, p99 %.3f ms",
+                   (try? model.json().utf8.count) ?? 0, sample.p50, sample.p99))
+        return sample
     }
 
     /// The pipelined rate (`config.window` in flight) and its round trips.
@@ -446,21 +470,26 @@ final class Bench: Sendable {
         // The last agent says when a workflow ends (after journaling it), with the time: no
         // polling of its journal, which would take CPU from the agents being measured.
         let endTimes = Mutex<[String: UInt64]>([:])
+        // The single-workflow rounds wait on this instead of polling, which would wake a
+        // thread every millisecond on the 2 cores the agents are being timed on.
+        let (ends, endSignal) = AsyncStream.makeStream(of: String.self)
         last.engine.onEnd { document in
             let now = monotonicNanos()
             endTimes.withLock { $0[document.id] = now }
+            endSignal.yield(document.id)
         }
         func endTime(_ id: String) -> UInt64? { endTimes.withLock { $0[id] } }
         // Each hand-off as its sender timed it: journal, IQ, the receiver's synced store, ack.
         // Custody moves when the receiver has synced the document (before its answer travels
         // back): timed from the sender's start where both ends are in this process.
-        let handoffs = Mutex<[WorkflowEngine.Handoff]>([])
+        let handoffs = Mutex<[(handoff: WorkflowEngine.Handoff, journal: String)]>([])
         let custodyStored = Mutex<[String: ContinuousClock.Instant]>([:])
         let recording = Mutex(false)
         for agent in pipeline.dropLast() {
+            let journal = agent.agent.settings.stateDirectory + "/journal.sqlite"
             agent.agent.engine.onHandoff { handoff in
                 guard recording.withLock({ $0 }) else { return }
-                handoffs.withLock { $0.append(handoff) }
+                handoffs.withLock { $0.append((handoff, journal)) }
             }
         }
         for agent in pipeline.dropFirst() {
@@ -476,18 +505,26 @@ final class Bench: Sendable {
             recording.withLock { $0 = round >= 3 }
             let start = monotonicNanos()
             let submitted = try entry.engine.submit(document, by: submitter)
-            let deadline = start + 30_000_000_000
-            while endTime(submitted.id) == nil {
-                guard monotonicNanos() < deadline else { throw BenchFailure("workflow \(submitted.id) not finished within 30 s") }
-                try await Task.sleep(for: .milliseconds(1))
+            let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for await id in ends where id == submitted.id { return true }
+                    return false
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(30))
+                    return false
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? false
             }
+            guard finished else { throw BenchFailure("workflow \(submitted.id) not finished within 30 s") }
             if round >= 3, let ended = endTime(submitted.id) { e2e.append(Double(ended - start) / 1e6) }
             try await Task.sleep(for: .milliseconds(20))
         }
         recording.withLock { $0 = false }
         let e2eSample = Sample(e2e)
         let hop = Sample(e2e.map { $0 / 5 })
-        let timed = handoffs.withLock { $0 }, stored = custodyStored.withLock { $0 }
+        let senders = handoffs.withLock { $0 }, timed = senders.map(\.handoff), stored = custodyStored.withLock { $0 }
         let handoff = Sample(timed.map { $0.duration / .milliseconds(1) })
         let custody = Sample(timed.compactMap { h in stored["\(h.workflow)#\(h.seq)"].map { ($0 - h.started) / .milliseconds(1) } })
         if custody.count > 0 {
@@ -527,11 +564,18 @@ final class Bench: Sendable {
         let rate = Double((count - pending.count) * 5) / seconds
         log(String(format: "%@: %d workflows (%d hand-offs) in %.2f s = %.0f hand-offs/s (submitting took %.2f s)",
                    label, count, count * 5, seconds, rate, submitSeconds))
+        endSignal.finish()
         for agent in pipeline { await stop(agent) }
         for child in children { await stopChild(child) }
-        let sizes = timed.map(\.bytes).sorted()
+        let bySize = senders.sorted { $0.handoff.bytes < $1.handoff.bytes }
+        let median = bySize.isEmpty ? nil : bySize[bySize.count / 2]
+        // The sender's entry keeps the document exactly as it was handed (its receiver's has
+        // moved on); read back now that the agents have stopped.
+        let medianDocument = try median.flatMap { sent in
+            try Journal(path: sent.journal).entry(sent.handoff.workflow, seq: sent.handoff.seq - 1)?.document
+        }
         return HandoffResult(hop: hop, handoff: handoff, custody: custody, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
-                             timedSenders: pipeline.count - 1, medianBytes: sizes.isEmpty ? 0 : sizes[sizes.count / 2])
+                             timedSenders: pipeline.count - 1, medianBytes: median?.handoff.bytes ?? 0, medianDocument: medianDocument)
     }
 
     /// Starts `user` as a pipeline agent in a process of its own; it ends with SIGTERM or when
@@ -568,4 +612,6 @@ struct HandoffResult: Sendable {
     var timedSenders: Int
     /// Median size of the documents those hand-offs carried.
     var medianBytes: Int
+    /// The document of that median hand-off, as its receiver stored it (the bare hand-off's model).
+    var medianDocument: WorkflowDocument?
 }

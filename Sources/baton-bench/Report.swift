@@ -17,7 +17,8 @@ extension Report {
     private static func check(_ value: Double, _ pass: Bool) -> String { value.isNaN ? "SKIP" : pass ? "PASS" : "MISS" }
 
     /// The hand-off rows of one pipeline run (none if it did not run).
-    private func pipelineRows(_ result: HandoffResult?, _ setup: String, hopReference: Double, config: BenchConfig) -> [Row] {
+    private func pipelineRows(_ result: HandoffResult?, _ setup: String, hopReference: Double, bareHandoff: Sample?,
+                              config: BenchConfig) -> [Row] {
         guard let result else { return [] }
         func f(_ value: Double, _ digits: Int = 2) -> String { Self.f(value, digits) }
         let ratio = result.handoff.p50 / hopReference
@@ -26,7 +27,11 @@ extension Report {
                 ratio: f(ratio) + "x", target: "<= 1.5x bare RTT + 1 fsync", result: Self.check(ratio, ratio <= 1)),
             Row(metric: "  hand-off p99 (ms; \(result.timedSenders) sender\(result.timedSenders == 1 ? "" : "s") timed)", baton: f(result.handoff.p99),
                 reference: "-", ratio: "-", target: "(info)", result: "-"),
-        ] + (result.custody.count == 0 ? [] : [
+        ] + (bareHandoff.map { bare in [
+            Row(metric: "  bare hand-off p50 / p99 (ms; same IQ + journal)", baton: f(result.handoff.p50) + " / " + f(result.handoff.p99),
+                reference: f(bare.p50) + " / " + f(bare.p99) + " bare", ratio: f(result.handoff.p50 / bare.p50) + "x",
+                target: "(info: Baton's own cost)", result: "-"),
+        ] } ?? []) + (result.custody.count == 0 ? [] : [
             Row(metric: "  custody moved p50 / p99 (ms; to receiver's sync)", baton: f(result.custody.p50) + " / " + f(result.custody.p99),
                 reference: "-", ratio: f(result.custody.p50 / hopReference) + "x", target: "(info: no answer leg)", result: "-"),
         ]) + [
@@ -63,8 +68,9 @@ extension Report {
                 reference: "max " + f(startToOnline.max, 1), ratio: "-", target: "< 300 ms", result: check(startToOnline.p50, startToOnline.p50 < 300)),
             Row(metric: "agentd idle RSS p50 (MB)", baton: f(rssMB.p50, 1), reference: "max " + f(rssMB.max, 1), ratio: "-",
                 target: "< 20 MB", result: check(rssMB.p50, rssMB.p50 < 20)),
-        ] + pipelineRows(inProcess, "agents in one process", hopReference: hopReference, config: config)
-          + pipelineRows(acrossProcesses, "wf1-4 own processes", hopReference: hopReference, config: config) + [
+        ] + pipelineRows(inProcess, "agents in one process", hopReference: hopReference,
+                         bareHandoff: bareHandoff.count > 0 ? bareHandoff : nil, config: config)
+          + pipelineRows(acrossProcesses, "wf1-4 own processes", hopReference: hopReference, bareHandoff: nil, config: config) + [
             Row(metric: "Bare IQ round trip, \(largePayloadBytes)-byte ping p50 (ms)", baton: "-", reference: f(bareLargeRTT.p50, 3) + " bare",
                 ratio: "-", target: "(reference: a hand-off's size)", result: "-"),
             Row(metric: "fsync of a small write p50 (ms)", baton: "-", reference: f(fsync.p50, 3), ratio: "-",

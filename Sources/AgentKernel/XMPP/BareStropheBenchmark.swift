@@ -54,6 +54,12 @@ public final class BareStropheBenchmark: @unchecked Sendable {
     /// hand-off. B's answer stays an empty result, as a hand-off's is small.
     public var pingText: String?
 
+    // Hand-off state (`handoffs`), touched only inside `xmpp_run_once`.
+    private var handoffJournals: (sender: Journal, receiver: Journal)?
+    private var handoffDocuments: [WorkflowDocument] = []
+    private var handoffTexts: [String] = []
+    private var stanzas: [String] = []
+
     /// Connects both accounts (TLS, any certificate accepted) and waits until both are online.
     public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10,
                 streamManagement: Bool = ConnectionSettings.defaultStreamManagement) throws {
@@ -80,9 +86,13 @@ public final class BareStropheBenchmark: @unchecked Sendable {
             Unmanaged<BareStropheBenchmark>.fromOpaque(userdata!).takeUnretainedValue().resultArrived(stanza!)
             return 1
         }, nil, "iq", nil, me)
-        xmpp_handler_add(b, { conn, stanza, _ in
-            guard let type = xmpp_stanza_get_type(stanza), strcmp(type, "get") == 0,
-                  xmpp_stanza_get_child_by_ns(stanza, "urn:xmpp:ping") != nil else { return 1 }
+        xmpp_handler_add(b, { conn, stanza, userdata in
+            guard let type = xmpp_stanza_get_type(stanza) else { return 1 }
+            if strcmp(type, "set") == 0, let handoff = xmpp_stanza_get_child_by_ns(stanza, NS.batonWorkflow) {
+                Unmanaged<BareStropheBenchmark>.fromOpaque(userdata!).takeUnretainedValue().handoffArrived(stanza!, handoff)
+                return 1
+            }
+            guard strcmp(type, "get") == 0, xmpp_stanza_get_child_by_ns(stanza, "urn:xmpp:ping") != nil else { return 1 }
             let reply = xmpp_stanza_reply(stanza)!
             xmpp_stanza_set_type(reply, "result")
             xmpp_send(conn, reply)
@@ -117,6 +127,14 @@ public final class BareStropheBenchmark: @unchecked Sendable {
 
     /// `count` pings with `window` outstanding at any time.
     public func pings(count: Int, window: Int, timeout: Double = 60) throws -> Run {
+        try run(count: count, what: "pings", timeout: timeout) {
+            while sent < min(window, count) { sendPing() }
+        }
+    }
+
+    /// Runs the loop until `count` answers arrived (`start` sends the first requests; the
+    /// result handler sends the rest), then reports their round trips.
+    private func run(count: Int, what: String, timeout: Double, start: () -> Void) throws -> Run {
         guard failure == nil else { throw Failure("bare libstrophe: \(failure!)") }
         sendTimes = [UInt64](repeating: 0, count: count)
         roundTrips = []
@@ -126,7 +144,7 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         errors = 0
         total = count
         let started = Self.now()
-        while sent < min(window, count) { sendPing() }
+        start()
         let deadline = started + UInt64(timeout * 1e9)
         while answered < count, failure == nil {
             xmpp_run_once(ctx, 1)
@@ -134,8 +152,37 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         }
         let seconds = Double(Self.now() - started) / 1e9
         if let failure { throw Failure("bare libstrophe: \(failure)") }
-        if answered < count { throw Failure("bare libstrophe: only \(answered) of \(count) pings answered within \(timeout) s") }
+        if answered < count { throw Failure("bare libstrophe: only \(answered) of \(count) \(what) answered within \(timeout) s") }
         return Run(roundTripsMillis: roundTrips.map { Double($0) / 1e6 }, seconds: seconds, errors: errors)
+    }
+
+    /// `documents.count` hand-offs, one at a time, as Baton makes them but with nothing else:
+    /// A journals the document `handing` (not synced, as Baton does), sends Baton's hand-off IQ
+    /// with the same text, B stores it with a synced `Journal.accept` and answers, and A
+    /// journals it `handed`. Timed on A from its first write to its last, like Baton's
+    /// `WorkflowEngine.Handoff.duration`. What Baton does besides is left out: encoding the
+    /// document (the stanzas are rendered beforehand), decoding and checking it at B, and
+    /// every thread hop (one thread drives both ends). Each document needs an id of its own;
+    /// A's journal gets an entry for each (at `cursor - 1`, as a sender holds it) before the
+    /// clock starts.
+    public func handoffs(_ documents: [WorkflowDocument], sender: Journal, receiver: Journal, timeout: Double = 60) throws -> Run {
+        var texts: [String] = []
+        for document in documents {
+            var held = document
+            held.cursor -= 1
+            _ = try sender.accept(held, seq: held.cursor)
+            let json = try document.json()
+            let escaped = json.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;")
+            texts.append(json)
+            stanzas.append("<iq type='set' id='h\(stanzas.count)' to='\(targetJID)'><handoff xmlns='\(NS.batonWorkflow)' "
+                + "workflow='\(document.id)' seq='\(document.cursor)'><json xmlns='\(NS.json)'>\(escaped)</json></handoff></iq>")
+        }
+        handoffDocuments = documents
+        handoffTexts = texts
+        handoffJournals = (sender, receiver)
+        defer { handoffJournals = nil; handoffDocuments = []; handoffTexts = []; stanzas = [] }
+        return try run(count: documents.count, what: "hand-offs", timeout: timeout) { sendHandoff() }
     }
 
     /// Closes both streams (bounded wait) and frees everything.
@@ -181,16 +228,63 @@ public final class BareStropheBenchmark: @unchecked Sendable {
     }
 
     private func resultArrived(_ stanza: OpaquePointer) {
-        let received = Self.now()
-        guard let type = xmpp_stanza_get_type(stanza), let id = xmpp_stanza_get_id(stanza), id.pointee == 0x70 /* p */ else { return }
+        var received = Self.now()
+        guard let type = xmpp_stanza_get_type(stanza), let id = xmpp_stanza_get_id(stanza),
+              id.pointee == 0x70 /* p */ || id.pointee == 0x68 /* h */ else { return }
         let isResult = strcmp(type, "result") == 0
         guard isResult || strcmp(type, "error") == 0 else { return }
         let index = Int(strtol(id + 1, nil, 10))
         guard index >= 0, index < sent else { return }
         if !isResult { errors += 1 }
+        let isHandoff = id.pointee == 0x68
+        if isHandoff, let (sender, _) = handoffJournals {
+            let document = handoffDocuments[index]
+            do {
+                try sender.update(document.id, seq: document.cursor - 1, state: .handed, target: targetJID)
+            } catch {
+                failure = "A's journal: \(error)"
+            }
+            received = Self.now()
+        }
         roundTrips.append(received - sendTimes[index])
         answered += 1
-        if sent < total { sendPing() }
+        if sent < total { isHandoff ? sendHandoff() : sendPing() }
+    }
+
+    private func sendHandoff() {
+        guard let (sender, _) = handoffJournals else { return }
+        let index = sent
+        sent += 1
+        let document = handoffDocuments[index]
+        sendTimes[index] = Self.now()
+        do {
+            try sender.update(document, json: handoffTexts[index], seq: document.cursor - 1, state: .handing, target: targetJID)
+        } catch {
+            failure = "A's journal: \(error)"
+            return
+        }
+        let stanza = stanzas[index]
+        xmpp_send_raw(a, stanza, stanza.utf8.count)
+    }
+
+    /// B: stores the document (synced) before answering, as a Baton receiver does.
+    private func handoffArrived(_ stanza: OpaquePointer, _ handoff: OpaquePointer) {
+        guard let (_, receiver) = handoffJournals, let id = xmpp_stanza_get_id(stanza), id.pointee == 0x68 else { return }
+        let index = Int(strtol(id + 1, nil, 10))
+        guard index >= 0, index < handoffDocuments.count,
+              let json = xmpp_stanza_get_child_by_ns(handoff, NS.json), let text = xmpp_stanza_get_text(json) else { return }
+        defer { xmpp_free(ctx, text) }
+        let document = handoffDocuments[index]
+        do {
+            _ = try receiver.accept(document, json: String(cString: text), seq: document.cursor)
+        } catch {
+            failure = "B's journal: \(error)"
+            return
+        }
+        let reply = xmpp_stanza_reply(stanza)!
+        xmpp_stanza_set_type(reply, "result")
+        xmpp_send(b, reply)
+        xmpp_stanza_release(reply)
     }
 
     private func connectionChanged(_ conn: OpaquePointer, event: xmpp_conn_event_t, error: Int32) {
