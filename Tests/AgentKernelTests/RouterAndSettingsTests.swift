@@ -24,6 +24,30 @@ import Testing
         let empty = try #require(await router.reply(to: Stanza.iq(.get, to: "a@b/c", id: "3")))
         #expect(StanzaError(parsing: empty).condition == .badRequest)
     }
+
+    /// An answering handler's result leaves when it answers, before the rest of its work.
+    @Test func answeringHandlerRepliesOnceAndBeforeItsWorkEnds() async throws {
+        var router = IQRouter()
+        let log = Locked<[String]>([])
+        router.on(.set, "job", "urn:x", answering: { iq, _, answer in
+            answer(XMLElement("taken", xmlns: "urn:x"))
+            log.withLock { $0.append("work after the answer") }
+            answer(XMLElement("again", xmlns: "urn:x"))
+            throw StanzaError(.internalServerError, "too late to refuse")
+        })
+        router.on(.set, "refused", "urn:x", answering: { _, _, _ in throw StanzaError(.forbidden, "no") })
+        router.on(.set, "silent", "urn:x", answering: { _, _, _ in })
+        let sent = Locked<[XMLElement]>([])
+        await router.handle(Stanza.iq(.set, to: "a@b/c", id: "1", payload: XMLElement("job", xmlns: "urn:x"))) { reply in
+            log.withLock { $0.append("sent \(reply.type ?? "?")") }
+            sent.withLock { $0.append(reply) }
+        }
+        #expect(log.value == ["sent result", "work after the answer"])
+        #expect(sent.value.count == 1 && sent.value.first?.id == "1" && sent.value.first?.firstChild?.name == "taken")
+        let refused = try #require(await router.reply(to: Stanza.iq(.set, to: "a@b/c", id: "2", payload: XMLElement("refused", xmlns: "urn:x"))))
+        #expect(StanzaError(parsing: refused).condition == .forbidden)
+        #expect(await router.reply(to: Stanza.iq(.set, to: "a@b/c", id: "3", payload: XMLElement("silent", xmlns: "urn:x"))) == nil)
+    }
 }
 
 @Suite struct AgentSettingsTests {

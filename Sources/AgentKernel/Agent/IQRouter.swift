@@ -4,30 +4,69 @@ public struct IQRouter: Sendable {
     /// Returns the payload of the result (or nil for an empty result); throws `StanzaError` to refuse.
     public typealias Handler = @Sendable (_ request: XMLElement, _ from: String) async throws -> XMLElement?
 
+    /// For a request whose answer must leave before the handler's work is over (a hand-off is
+    /// acknowledged before the step it brings starts): the handler calls `answer` with the
+    /// result's payload, then goes on. Throwing before answering refuses the request as a
+    /// `Handler` does; not answering at all sends nothing.
+    public typealias AnsweringHandler = @Sendable (_ request: XMLElement, _ from: String, _ answer: Answer) async throws -> Void
+
+    /// Sends the result of one request; calls after the first are ignored.
+    public struct Answer: Sendable {
+        fileprivate let send: @Sendable (XMLElement?) -> Void
+        public func callAsFunction(_ payload: XMLElement?) { send(payload) }
+    }
+
+    private enum Route: Sendable {
+        case replying(Handler)
+        case answering(AnsweringHandler)
+    }
+
     private struct Key: Hashable { let type: String; let name: String; let namespace: String }
-    private var handlers: [Key: Handler] = [:]
+    private var routes: [Key: Route] = [:]
 
     public init() {}
 
     public mutating func on(_ type: Stanza.IQType, _ name: String, _ namespace: String, _ handler: @escaping Handler) {
-        handlers[Key(type: type.rawValue, name: name, namespace: namespace)] = handler
+        routes[Key(type: type.rawValue, name: name, namespace: namespace)] = .replying(handler)
     }
 
-    /// The full reply stanza for an IQ get/set; nil for results and errors (those are never answered).
-    public func reply(to iq: XMLElement) async -> XMLElement? {
-        guard let type = iq.type, type == "get" || type == "set" else { return nil }
+    public mutating func on(_ type: Stanza.IQType, _ name: String, _ namespace: String, answering handler: @escaping AnsweringHandler) {
+        routes[Key(type: type.rawValue, name: name, namespace: namespace)] = .answering(handler)
+    }
+
+    /// Answers an IQ get/set through `send`: its handler's result, or an error naming why not.
+    /// Results and errors are never answered.
+    public func handle(_ iq: XMLElement, send: @escaping @Sendable (XMLElement) -> Void) async {
+        guard let type = iq.type, type == "get" || type == "set" else { return }
         guard let payload = iq.firstChild, iq.children.count == 1 else {
-            return StanzaError(.badRequest, "an IQ \(type) carries exactly one payload element").reply(to: iq)
+            return send(StanzaError(.badRequest, "an IQ \(type) carries exactly one payload element").reply(to: iq))
         }
-        guard let handler = handlers[Key(type: type, name: payload.name, namespace: payload.xmlns ?? "")] else {
-            return StanzaError(.serviceUnavailable, "no handler for \(payload.name) in \(payload.xmlns ?? "no namespace")").reply(to: iq)
+        guard let route = routes[Key(type: type, name: payload.name, namespace: payload.xmlns ?? "")] else {
+            return send(StanzaError(.serviceUnavailable, "no handler for \(payload.name) in \(payload.xmlns ?? "no namespace")").reply(to: iq))
+        }
+        let answered = Locked(false)
+        let once: @Sendable (XMLElement) -> Void = { reply in
+            guard answered.withLock({ done -> Bool in defer { done = true }; return !done }) else { return }
+            send(reply)
         }
         do {
-            return Stanza.result(for: iq, payload: try await handler(iq, iq.from ?? ""))
+            switch route {
+            case .replying(let handler):
+                once(Stanza.result(for: iq, payload: try await handler(iq, iq.from ?? "")))
+            case .answering(let handler):
+                try await handler(iq, iq.from ?? "", Answer { once(Stanza.result(for: iq, payload: $0)) })
+            }
         } catch let error as StanzaError {
-            return error.reply(to: iq)
+            once(error.reply(to: iq))
         } catch {
-            return StanzaError(.internalServerError, "\(error)").reply(to: iq)
+            once(StanzaError(.internalServerError, "\(error)").reply(to: iq))
         }
+    }
+
+    /// The first reply `handle` sends, or nil if it sends none.
+    public func reply(to iq: XMLElement) async -> XMLElement? {
+        let first = Locked<XMLElement?>(nil)
+        await handle(iq) { reply in first.withLock { if $0 == nil { $0 = reply } } }
+        return first.value
     }
 }
