@@ -38,6 +38,20 @@ import Testing
         #expect(Self.size(path + "-wal") == grown)
     }
 
+    /// After a checkpoint (a clean stop does one) the database file alone holds everything.
+    @Test func checkpointLeavesACompleteDatabaseFile() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/journal.sqlite", copy = dir + "/copy.sqlite"
+        let journal = try Journal(path: path)
+        for index in 0..<20 { #expect(try journal.accept(Self.document("wf\(index)"), seq: 0)) }
+        let grown = Self.size(path + "-wal")
+        try journal.checkpoint()
+        #expect(Self.size(path + "-wal") == grown)
+        try FileManager.default.copyItem(atPath: path, toPath: copy)  // without its WAL
+        #expect(try Journal(path: copy).entries(in: [.accepted]).count == 20)
+    }
+
     @Test func documentsCommittedBeforeACrashAreReadBackFromThePaddedWAL() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -110,6 +110,14 @@ public final class Agent: Sendable {
                 }
             }
         }
+        // The stream is closed for good (shutdown): leave the database file complete, so that
+        // a copy of it taken now needs no WAL. Here rather than in `shutdown`, which runs
+        // beside this and could be cut short when the process ends after `run` returns.
+        do {
+            try engine.journal.checkpoint()
+        } catch {
+            logger.warning("journal not checkpointed (its WAL keeps the latest commits): \(error)")
+        }
     }
 
     /// Stops modules, retracts the directory item, says unavailable and closes the stream.

@@ -10,10 +10,14 @@ public struct AgentService: Service {
     public init(_ agent: Agent) { self.agent = agent }
 
     public func run() async throws {
+        let stopping = Locked<Task<Void, Never>?>(nil)
         try await withGracefulShutdownHandler {
             try await agent.run()
         } onGracefulShutdown: { [agent] in
-            Task { await agent.shutdown() }
+            stopping.withLock { $0 = Task { await agent.shutdown() } }
         }
+        // `run` returns once the stream is closed, which `shutdown` does before its last
+        // steps: let them finish before the process ends.
+        await stopping.value?.value
     }
 }

@@ -103,6 +103,13 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Copies everything the WAL holds into the database file (synced), as a clean stop does:
+    /// the database file alone is then complete, e.g. for a copy taken with the agent stopped.
+    /// The WAL keeps its size (see `preallocateWAL`).
+    public func checkpoint() throws {
+        try db.writeWithoutTransaction { db in try db.checkpoint(.full) }
+    }
+
     /// Stores a received document unless (workflow, seq) is already here. Returns false for a
     /// duplicate. The write is synced before this returns: only then may the sender be told yes.
     /// `json`, if given, is the document's text as received (stored as is).
