@@ -1,4 +1,5 @@
 import AgentKernel
+import Foundation
 
 /// Plain-text rendering of forms and tables for a terminal.
 enum Render {
@@ -36,6 +37,15 @@ enum Render {
 }
 
 extension Render {
+    /// A moment in local time: `14:05:09` today, `2026-11-27 14:05` before; `-` if unknown.
+    static func when(_ date: Date, now: Date = Date()) -> String {
+        guard date != .distantPast else { return "-" }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = Calendar.current.isDate(date, inSameDayAs: now) ? "HH:mm:ss" : "yyyy-MM-dd HH:mm"
+        return formatter.string(from: date)
+    }
+
     /// `key  value` lines, keys aligned.
     static func pairs(_ pairs: [(String, String)]) -> String {
         let width = pairs.map(\.0.count).max() ?? 0

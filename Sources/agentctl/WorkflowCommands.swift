@@ -34,7 +34,7 @@ struct Workflow: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Workflows the online agents hold or handed on: id, name, step, state, holder.")
+        static let configuration = CommandConfiguration(abstract: "Workflows the online agents hold or handed on, latest change first: id, name, step, state (how it ended, once finished), updated, holder.")
         @OptionGroup var options: ClientOptions
         func run() async throws {
             try await withSession(options) { try await WorkflowOperations(session: $0).list() }

@@ -71,19 +71,24 @@ struct WorkflowOperations {
     func list() async throws {
         let (entries, failures) = try await session.workflows.workflows()
         for failure in failures { complain("\(failure.agent) did not answer: \(failure.reason)") }
-        var rows: [[String]] = []
-        for (id, group) in Dictionary(grouping: entries, by: \.id).sorted(by: { $0.key < $1.key }) {
+        var rows: [(updated: Date, cells: [String])] = []
+        for (id, group) in Dictionary(grouping: entries, by: \.id) {
             // The agent that has not handed it on holds it; if every entry is a hand-off, the
             // last one says where it went.
             let held = group.filter(\.isHeld).max { $0.stepNumber < $1.stepNumber }
             let latest = held ?? group.max { $0.stepNumber < $1.stepNumber }!
             let holder = held?.agent ?? "→ \(latest.target)"
-            rows.append([id, latest.name, latest.step, latest.state, holder])
+            // A finished entry says how it ended: completed, failed, cancelled, parked.
+            let state = latest.state == "finished" ? String(latest.status.prefix { $0 != ":" }) : latest.state
+            let updated = group.compactMap(\.updated).max() ?? .distantPast
+            rows.append((updated, [id, latest.name, latest.step, state, Render.when(updated), holder]))
         }
         if rows.isEmpty {
             print("no workflows on \(failures.isEmpty ? "any online agent" : "the agents that answered")")
         } else {
-            print(Render.table(["ID", "NAME", "STEP", "STATE", "HOLDER"], rows))
+            // Latest change first, as the agents keep their newest entries.
+            let ordered = rows.sorted { ($0.updated, $0.cells[0]) > ($1.updated, $1.cells[0]) }
+            print(Render.table(["ID", "NAME", "STEP", "STATE", "UPDATED", "HOLDER"], ordered.map(\.cells)))
         }
     }
 

@@ -56,6 +56,8 @@ public struct WorkflowClient: Sendable {
         public var status: String
         /// Where it was handed (`self` when the agent kept the next step).
         public var target: String
+        /// When the entry last changed (nil from agents that do not say).
+        public var updated: Date?
 
         init(agent: String, row: [String: String]) {
             self.agent = agent
@@ -65,6 +67,7 @@ public struct WorkflowClient: Sendable {
             state = row["state"] ?? ""
             status = row["status"] ?? ""
             target = row["target"] ?? ""
+            updated = row["updated"].flatMap(Timestamp.date)
         }
 
         /// Whether this agent still has the workflow (rather than having handed it on).

@@ -52,7 +52,8 @@ struct WorkflowModule: AgentModule {
                 let entries = try engine.journal.recent(limit: 100)
                 return CommandResult(form: DataForm(.result, title: "Workflows on \(settings.name)",
                     reported: [.init("id", label: "Id"), .init("name", label: "Workflow"), .init("step", label: "Step"),
-                               .init("state", label: "State"), .init("status", label: "Status"), .init("target", label: "Handed to")],
+                               .init("state", label: "State"), .init("status", label: "Status"), .init("target", label: "Handed to"),
+                               .init("updated", label: "Updated (UTC)")],
                     items: entries.map(Self.row)))
             },
             AdHocCommand(node: "where", name: "Where is a workflow", requiresTrust: false, form: DataForm(.form, fields: [
@@ -62,7 +63,7 @@ struct WorkflowModule: AgentModule {
                 guard !entries.isEmpty else { throw StanzaError(.itemNotFound, "\(settings.name) holds no workflow \(invocation.value("id")!)") }
                 return CommandResult(form: DataForm(.result, title: "Workflow \(invocation.value("id")!) on \(settings.name)",
                     fields: [.init("document", type: .textMulti, values: [try entries[0].document.json()])],
-                    reported: [.init("id"), .init("name"), .init("step"), .init("state"), .init("status"), .init("target")],
+                    reported: [.init("id"), .init("name"), .init("step"), .init("state"), .init("status"), .init("target"), .init("updated")],
                     items: entries.map(Self.row)))
             },
         ]
@@ -72,7 +73,8 @@ struct WorkflowModule: AgentModule {
         let document = entry.document
         let step = entry.seq < 0 ? "submitted" : "\(entry.seq + 1)/\(document.steps.count) \(document.steps[min(entry.seq, document.steps.count - 1)].action)"
         return ["id": document.id, "name": document.name, "step": step, "state": entry.state.rawValue,
-                "status": document.status.rawValue + (document.reason.map { ": \($0)" } ?? ""), "target": entry.target ?? ""]
+                "status": document.status.rawValue + (document.reason.map { ": \($0)" } ?? ""), "target": entry.target ?? "",
+                "updated": Timestamp.string(entry.updated)]
     }
 
     var chatCommands: [ChatCommand] {

@@ -47,7 +47,7 @@ enum ShellContexts {
             let status = try await state.operations.submit(file: file, to: to, watch: watch)
             if status != 0 && status != 130 { throw AlreadyReported() }
         },
-        ShellCommand("list", "list", "workflows the online agents hold: id, name, step, state, holder") { state, args in
+        ShellCommand("list", "list", "workflows the online agents hold, latest change first: id, name, step, state, updated, holder") { state, args in
             try ShellCommand.check(args, "list", 0)
             try await state.operations.list()
         },
