@@ -37,6 +37,13 @@ enum Render {
 }
 
 extension Render {
+    /// A trail entry's log tail (its last 20 lines) under a heading; nil if it has none.
+    static func logTail(of entry: WorkflowDocument.TrailEntry, indent: String = "") -> String? {
+        guard let tail = entry.logTail?.trimmingCharacters(in: .whitespacesAndNewlines), !tail.isEmpty else { return nil }
+        let lines = tail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).map { "\(indent)  | \($0)" }
+        return (["\(indent)log tail of \(entry.step) (attempt \(entry.attempt)):"] + lines).joined(separator: "\n")
+    }
+
     /// A moment in local time: `14:05:09` today, `2026-11-27 14:05` before; `-` if unknown.
     static func when(_ date: Date, now: Date = Date()) -> String {
         guard date != .distantPast else { return "-" }

@@ -56,7 +56,7 @@ struct WorkflowOperations {
             listener.stop()
             throw error
         }
-        print("\(document.name) \(id) submitted to \(agent) (\(document.steps.count) steps)")
+        print("\(document.name) \(id) submitted to \(agent) (\(document.steps.count) step\(document.steps.count == 1 ? "" : "s"))")
         switch await WorkflowWatcher(session: session, workflowID: id, listener: listener, since: since).run() {
         case .finished(let outcome):
             return outcome.succeeded ? 0 : 1
@@ -127,9 +127,7 @@ struct WorkflowOperations {
         let pending = document.steps.dropFirst(document.cursor).map(\.id)
         if !pending.isEmpty, !document.isFinished { print("not yet run: \(pending.joined(separator: ", "))") }
         for entry in document.trail {
-            guard let tail = entry.logTail?.trimmingCharacters(in: .whitespacesAndNewlines), !tail.isEmpty else { continue }
-            print("log tail of \(entry.step) (attempt \(entry.attempt)):")
-            for line in tail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) { print("  | \(line)") }
+            if let tail = Render.logTail(of: entry) { print(tail) }
         }
     }
 

@@ -105,6 +105,10 @@ struct WorkflowWatcher {
             let steps = document?.steps.count ?? watch.totalSteps
             print("\(name) completed" + (steps.map { ": \($0) steps" } ?? "") + " in \(elapsed)")
         default:
+            // What the failed step said last: usually why, without a second command.
+            if let failed = document?.trail.last(where: { $0.status == "failed" }), let tail = Render.logTail(of: failed, indent: "  ") {
+                print(tail)
+            }
             let reason = document?.reason ?? last?.message ?? "no reason given"
             print("\(name) \(outcome.rawValue) after \(elapsed): \(reason)")
         }

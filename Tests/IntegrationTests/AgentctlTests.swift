@@ -47,13 +47,15 @@ import Testing
             workflow: doomed
             steps:
               - { id: prepare, action: util.noop }
-              - { id: boom, action: shell.run, with: { command: "exit 3" } }
+              - { id: boom, action: shell.run, with: { command: "echo disk quota exceeded >&2; exit 3" } }
               - { id: never, action: util.noop }
             """)
         let run = try await agentctl(["wf", "submit", file, "--watch"])
         #expect(run.status == 1, "\(run)")
         #expect(run.stdout.contains("boom") && run.stdout.contains("failed"), "\(run.stdout)")
         #expect(run.stdout.contains("status 3"), "\(run.stdout)")
+        // The failed step's last words, before the summary line.
+        #expect(run.stdout.contains("log tail of boom (attempt 1):\n    | disk quota exceeded\ndoomed "), "\(run.stdout)")
         #expect(!run.stdout.contains("never shell.run") && !run.stdout.contains(" never util.noop on"), "\(run.stdout)")
         try await agent.stop()
     }
