@@ -418,6 +418,10 @@ public final class WorkflowEngine: Sendable {
     private func park(_ entry: Journal.Entry, reason: String) throws {
         var document = entry.document
         let wasParked = entry.state == .parked
+        // Still parked, for the same reason, after the periodic retry: nothing new to record
+        // (rewriting it would cost a write per parked workflow every few seconds and make it
+        // look recently changed in `wf list`).
+        if wasParked, document.status == .parked, document.reason == reason { return }
         document.status = .parked
         document.reason = reason
         try journal.update(document, seq: entry.seq, state: .parked)
