@@ -94,7 +94,7 @@ import Testing
         #expect(list.status == 0, "\(list)")
         // How it ended, and when it last changed (a time of day; a date too across midnight).
         #expect(list.stdout.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("traced") && $0.contains("completed")
-            && $0.contains(/ (\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d \d\d:\d\d) /) }, "\(list.stdout)")
+            && $0.contains(/\s(\d\d:\d\d:\d\d|\d{4}-\d\d-\d\d \d\d:\d\d)\s/) }, "\(list.stdout)")
 
         let missing = try await agentctl(["wf", "status", "ffffffff"])
         #expect(missing.status != 0)
