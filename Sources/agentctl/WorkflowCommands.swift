@@ -17,17 +17,20 @@ struct Workflow: AsyncParsableCommand {
         @Argument(help: "The workflow's YAML file.") var file: String
         @Option(name: .long, help: "The agent to submit to (default: the least loaded online agent).") var to: String?
         @Flag(name: .long, help: "Follow the workflow's events until it ends.") var watch = false
+        @Option(name: .customLong("param"), help: ArgumentHelp(
+            "Set a workflow parameter (repeatable); VALUE is read as YAML: 3, true, \"1.0\".", valueName: "KEY=VALUE"))
+        var params: [String] = []
 
         func run() async throws {
             // Checked before connecting: a typo needs no server.
-            do { _ = try WorkflowOperations.validate(file: file) } catch let error as CLIError {
+            do { _ = try WorkflowOperations.validate(file: file, params: params) } catch let error as CLIError {
                 complain(error.description)
                 throw ExitCode(error.status)
             }
             Interrupts.install()
             var status: Int32 = 0
             try await withSession(options) { session in
-                status = try await WorkflowOperations(session: session).submit(file: file, to: to, watch: watch)
+                status = try await WorkflowOperations(session: session).submit(file: file, params: params, to: to, watch: watch)
             }
             if status != 0 { throw ExitCode(status) }
         }

@@ -8,14 +8,21 @@ struct WorkflowOperations {
 
     // MARK: submit
 
-    /// Reads and checks a workflow file; a problem is exit status 2 with file:line:column.
-    static func validate(file path: String) throws -> (yaml: String, document: WorkflowDocument) {
+    /// Reads and checks a workflow file, with `params` (`KEY=VALUE`) set in it; a problem is exit
+    /// status 2 with file:line:column.
+    static func validate(file path: String, params: [String] = []) throws -> (yaml: String, document: WorkflowDocument) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CLIError("cannot read \(path)", status: 2)
         }
         do {
-            let document = try WorkflowParser.parse(data: data, source: path)
-            return (String(decoding: data, as: UTF8.self), document)
+            // The file as written is checked first, so that its errors point into it.
+            var document = try WorkflowParser.parse(data: data, source: path)
+            var yaml = String(decoding: data, as: UTF8.self)
+            if !params.isEmpty {
+                yaml = try WorkflowParser.setting(params: params, in: yaml, source: path)
+                document = try WorkflowParser.parse(yaml: yaml, source: path)
+            }
+            return (yaml, document)
         } catch let error as WorkflowError {
             throw CLIError(Self.pointing(error.description), status: 2)
         }
@@ -30,8 +37,8 @@ struct WorkflowOperations {
 
     /// Submits FILE; with `watch`, follows it to the end. Returns the exit status (0, or 1 when
     /// the workflow failed, was cancelled or parked after a failure; 130 when interrupted).
-    func submit(file: String, to chosen: String?, watch: Bool) async throws -> Int32 {
-        let (yaml, document) = try Self.validate(file: file)
+    func submit(file: String, params: [String] = [], to chosen: String?, watch: Bool) async throws -> Int32 {
+        let (yaml, document) = try Self.validate(file: file, params: params)
         let agent: String
         if let chosen {
             agent = chosen

@@ -60,6 +60,25 @@ import Testing
         try await agent.stop()
     }
 
+    /// `--param` sets the workflow's parameters for this run; a shell step sees them.
+    @Test func paramsSetAtSubmissionReachAShellStep() async throws {
+        let agent = try await cluster.startAgent("paramy", modules: ["shell"])
+        let file = try workflow("params", """
+            workflow: tagged
+            params: { release-tag: v0, keep: 2 }
+            steps:
+              - { id: show, action: shell.run, with: { command: 'echo "tag=$BATON_PARAM_RELEASE_TAG keep=$BATON_PARAM_KEEP list=$BATON_PARAM_LIST"' } }
+            """)
+        let run = try await agentctl(["wf", "submit", file, "--param", "release-tag=v1.2", "--param", "list=[a, 3]", "--watch"])
+        #expect(run.status == 0, "\(run)")
+        let id = try #require(run.stdout.firstMatch(of: /tagged ([0-9a-f]{12}) submitted/)?.1).description
+        let trail = try await agentctl(["wf", "trail", id])
+        #expect(trail.stdout.contains("| tag=v1.2 keep=2 list=[\"a\",3]"), "\(trail.stdout)")
+        let bad = try await agentctl(["wf", "submit", file, "--param", "release-tag"])
+        #expect(bad.status == 2 && bad.stderr.contains("parameter 'release-tag': expected KEY=VALUE"), "\(bad)")
+        try await agent.stop()
+    }
+
     // MARK: - wf status, trail, list, cancel
 
     @Test func statusTrailAndListOfAFinishedWorkflow() async throws {

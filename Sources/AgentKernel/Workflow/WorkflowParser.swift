@@ -109,6 +109,33 @@ public enum WorkflowParser {
         return WorkflowDocument(name: name, steps: steps, params: params, notify: notify, onFailure: policy, timeLimit: timeLimit)
     }
 
+    /// `yaml` with entries of its `params` set from `KEY=VALUE` assignments, VALUE read as YAML
+    /// (`3`, `true`, `"1.0"`, `[a, b]`; nothing after `=` is the empty string). The rest of the
+    /// document stays as it was, but comments and layout are not kept. For
+    /// `agentctl wf submit --param`: one workflow file, many runs.
+    public static func setting(params assignments: [String], in yaml: String, source: String) throws -> String {
+        guard !assignments.isEmpty else { return yaml }
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch let error as YamlError {
+            throw WorkflowError.invalid("\(source): invalid YAML: \(yamlMessage(error))")
+        }
+        guard let root, var map = root.mapping else { throw WorkflowError.invalid("\(source): a workflow is a mapping") }
+        var params = map["params"]?.mapping ?? Node.Mapping([])
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
+                throw WorkflowError.invalid("parameter '\(assignment)': expected KEY=VALUE")
+            }
+            let key = String(assignment[..<equals]), text = String(assignment[assignment.index(after: equals)...])
+            do {
+                params[key] = try Yams.compose(yaml: text) ?? Node("", Tag(.str), .singleQuoted)
+            } catch let error as YamlError {
+                throw WorkflowError.invalid("parameter '\(key)': invalid YAML value: \(yamlMessage(error))")
+            }
+        }
+        map["params"] = .mapping(params)
+        return try Yams.serialize(node: .mapping(map))
+    }
+
     static func yamlMessage(_ error: YamlError) -> String {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):

@@ -20,6 +20,7 @@ public struct ShellModule: StepRunner {
         var environment = ProcessInfo.processInfo.environment
         environment["BATON_WORKFLOW"] = invocation.workflowID
         environment["BATON_STEP"] = invocation.step.id
+        for (key, value) in invocation.params { environment[Self.environmentName(param: key)] = Self.environmentText(value) }
         invocation.progress("running: \(command)")
         let result = try await ProcessRunner().run(["/bin/sh", "-c", command], environment: environment,
                                                    directory: invocation.workspace, timeout: timeout)
@@ -29,5 +30,23 @@ public struct ShellModule: StepRunner {
         }
         return StepOutcome(outputs: ["exit_status": .number(0), "output": .string(String(result.output.suffix(4096)))],
                            logTail: result.tail)
+    }
+
+    /// `BATON_PARAM_` + the parameter's name upper-cased, anything but ASCII letters and digits
+    /// made `_`: `release-tag` → `BATON_PARAM_RELEASE_TAG`.
+    static func environmentName(param key: String) -> String {
+        "BATON_PARAM_" + String(key.uppercased().unicodeScalars.map { scalar -> Character in
+            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar)) ? Character(scalar) : "_"
+        })
+    }
+
+    /// Scalars as a shell script wants them (`3`, not `3.0`; `true`; null as empty); lists
+    /// and maps as JSON, for `jq`.
+    static func environmentText(_ value: JSONValue) -> String {
+        switch value {
+        case .null: ""
+        case .array, .object: value.jsonText
+        default: value.description
+        }
     }
 }

@@ -36,15 +36,23 @@ enum ShellContexts {
     ])
 
     static let workflows = ShellContext(name: "wf", summary: "submit, follow, list, locate and cancel workflows", commands: [
-        ShellCommand("submit", "submit FILE [watch] [to=JID]", "check FILE and hand it to an agent; with watch, follow it to the end") { state, args in
-            guard let file = args.first else { throw CLIError("usage: submit FILE [watch] [to=JID]", status: 2) }
-            var watch = false, to: String?
+        ShellCommand("submit", "submit FILE [watch] [to=JID] [KEY=VALUE…]",
+                     "check FILE and hand it to an agent, KEY=VALUE setting its params; with watch, follow it to the end") { state, args in
+            let usage = "usage: submit FILE [watch] [to=JID] [KEY=VALUE…]"
+            guard let file = args.first else { throw CLIError(usage, status: 2) }
+            var watch = false, to: String?, params: [String] = []
             for option in args.dropFirst() {
-                if option == "watch" || option == "--watch" { watch = true } else if option.hasPrefix("to=") { to = String(option.dropFirst(3)) } else {
-                    throw CLIError("usage: submit FILE [watch] [to=JID]", status: 2)
+                if option == "watch" || option == "--watch" {
+                    watch = true
+                } else if option.hasPrefix("to=") {
+                    to = String(option.dropFirst(3))
+                } else if let equals = option.firstIndex(of: "="), equals != option.startIndex {
+                    params.append(option)
+                } else {
+                    throw CLIError(usage, status: 2)
                 }
             }
-            let status = try await state.operations.submit(file: file, to: to, watch: watch)
+            let status = try await state.operations.submit(file: file, params: params, to: to, watch: watch)
             if status != 0 && status != 130 { throw AlreadyReported() }
         },
         ShellCommand("list", "list", "workflows the online agents hold, latest change first: id, name, step, state, updated, holder") { state, args in
