@@ -325,10 +325,11 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         func say(_ text: String, from connection: XMPPConnection = ops) { connection.send(Stanza.message(to: agent.jid, body: text)) }
         say("help")
         #expect(await eventually(10) { heard.value.contains { $0.contains("submit NAME") && $0.contains("wf ID") } })
-        say("submit chatty")
+        say("submit chatty tag=v2")
         #expect(await eventually(10) { heard.value.contains { $0.hasPrefix("Submitted chatty as ") } })
         let id = try #require(heard.value.first { $0.hasPrefix("Submitted chatty as ") }?.split(separator: " ")[3]).description
         #expect(try await eventually(10) { try finished(agent.agent, id)?.status == .completed })
+        #expect(try finished(agent.agent, id)?.params == ["tag": .string("v2")])
         // The submitter is told of each step by chat.
         #expect(await eventually(10) { heard.value.contains { $0.contains("[chatty \(id.prefix(4))] t.chat on talker@baton.test/agent done") } })
         say("wf \(id.prefix(6))")
@@ -363,9 +364,15 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try cluster.server.register(user: "ops", password: "pw-ops")
         let ops = try await cluster.connect("ops")
         let client = ControlClient(connection: ops, pubsubService: "pubsub.baton.test")
-        let ok = try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: fine\nsteps:\n  - { id: a, action: t.front }\n"]])
+        let ok = try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: fine\nparams: { a: 1 }\nsteps:\n  - { id: a, action: t.front }\n"],
+                                                                          "params": ["channel=stable\n\nkeep=3"]])
         let id = try #require(ok.form?["id"])
         #expect(try await eventually(10) { try finished(agent.agent, id)?.status == .completed })
+        #expect(try finished(agent.agent, id)?.params == ["a": .number(1), "channel": .string("stable"), "keep": .number(3)])
+        let badParam = await #expect(throws: StanzaError.self) {
+            try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: fine\nsteps:\n  - { id: a, action: t.front }\n"], "params": ["stable"]])
+        }
+        #expect(badParam?.condition == .badRequest && badParam?.text == "parameter 'stable': expected KEY=VALUE")
         let bad = await #expect(throws: StanzaError.self) {
             try await client.run(agent.jid, node: "submit", values: ["yaml": ["workflow: x\nsteps:\n  - { id: a, acton: t.front }\n"]])
         }

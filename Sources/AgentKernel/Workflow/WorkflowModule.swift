@@ -15,12 +15,18 @@ struct WorkflowModule: AgentModule {
             .map { ($0 as NSString).deletingPathExtension }.sorted()
     }
 
-    /// A workflow from its name in `workflows_dir` or from YAML text; errors name the problem.
-    func authored(name: String?, yaml: String?) throws -> WorkflowDocument {
+    /// A workflow from its name in `workflows_dir` or from YAML text, with `params`
+    /// (`KEY=VALUE`) set in it; errors name the problem.
+    func authored(name: String?, yaml: String?, params: [String] = []) throws -> WorkflowDocument {
         do {
-            if let yaml, !yaml.isEmpty { return try WorkflowParser.parse(yaml: yaml, source: "submitted text") }
-            guard let name else { throw StanzaError(.badRequest, "give a workflow name or its YAML text") }
-            return try WorkflowParser.load(named: name, in: settings.workflowsDirectory)
+            let document: WorkflowDocument
+            if let yaml, !yaml.isEmpty {
+                document = try WorkflowParser.parse(yaml: yaml, source: "submitted text")
+            } else {
+                guard let name else { throw StanzaError(.badRequest, "give a workflow name or its YAML text") }
+                document = try WorkflowParser.load(named: name, in: settings.workflowsDirectory)
+            }
+            return try WorkflowParser.applying(params: params, to: document)
         } catch let error as WorkflowError {
             if case .unknownWorkflow = error { throw StanzaError(.itemNotFound, "\(error) in \(settings.workflowsDirectory)") }
             throw StanzaError(.badRequest, "\(error)")
@@ -33,10 +39,13 @@ struct WorkflowModule: AgentModule {
                 DataForm(.form, title: "Submit a workflow", instructions: "Pick a workflow, or paste its YAML.", fields: [
                     .init("workflow", type: .listSingle, label: "Workflow", options: availableWorkflows()),
                     .init("yaml", type: .textMulti, label: "…or YAML text"),
+                    .init("params", type: .textMulti, label: "Parameters for this run, KEY=VALUE per line (optional)"),
                 ])
             }]) { invocation in
                 let yaml = invocation.values["yaml"]?.joined(separator: "\n")
-                let document = try engine.submit(try authored(name: invocation.value("workflow"), yaml: yaml), by: invocation.from)
+                let params = (invocation.values["params"] ?? []).flatMap { $0.split(separator: "\n") }
+                    .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                let document = try engine.submit(try authored(name: invocation.value("workflow"), yaml: yaml, params: params), by: invocation.from)
                 return .fields("Submitted", [("id", document.id), ("workflow", document.name), ("steps", String(document.steps.count))])
             },
             AdHocCommand(node: "cancel", name: "Cancel a workflow", form: DataForm(.form, title: "Cancel", fields: [
@@ -79,9 +88,9 @@ struct WorkflowModule: AgentModule {
 
     var chatCommands: [ChatCommand] {
         [
-            ChatCommand("submit", usage: "submit NAME", summary: "start a workflow from workflows_dir") { arguments, from in
-                guard let name = arguments.first else { return "Usage: submit NAME (one of: \(availableWorkflows().joined(separator: ", ")))" }
-                let document = try engine.submit(try authored(name: name, yaml: nil), by: from)
+            ChatCommand("submit", usage: "submit NAME [KEY=VALUE…]", summary: "start a workflow from workflows_dir, KEY=VALUE setting its params") { arguments, from in
+                guard let name = arguments.first else { return "Usage: submit NAME [KEY=VALUE…] (one of: \(availableWorkflows().joined(separator: ", ")))" }
+                let document = try engine.submit(try authored(name: name, yaml: nil, params: Array(arguments.dropFirst())), by: from)
                 return "Submitted \(document.name) as \(document.id) (\(document.steps.count) steps). Say 'wf \(document.id.prefix(6))' for its state."
             },
             ChatCommand("wf", usage: "wf ID", summary: "where a workflow stands, if held here") { arguments, _ in

@@ -122,18 +122,35 @@ public enum WorkflowParser {
         guard let root, var map = root.mapping else { throw WorkflowError.invalid("\(source): a workflow is a mapping") }
         var params = map["params"]?.mapping ?? Node.Mapping([])
         for assignment in assignments {
-            guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
-                throw WorkflowError.invalid("parameter '\(assignment)': expected KEY=VALUE")
-            }
-            let key = String(assignment[..<equals]), text = String(assignment[assignment.index(after: equals)...])
-            do {
-                params[key] = try Yams.compose(yaml: text) ?? Node("", Tag(.str), .singleQuoted)
-            } catch let error as YamlError {
-                throw WorkflowError.invalid("parameter '\(key)': invalid YAML value: \(yamlMessage(error))")
-            }
+            let (key, value) = try parameter(assignment)
+            params[key] = value
         }
         map["params"] = .mapping(params)
         return try Yams.serialize(node: .mapping(map))
+    }
+
+    /// `document` with entries of its `params` set from `KEY=VALUE` assignments, read as in
+    /// `setting(params:in:source:)`. For the `submit` command and chat's `submit NAME KEY=VALUE`.
+    public static func applying(params assignments: [String], to document: WorkflowDocument) throws -> WorkflowDocument {
+        var document = document
+        for assignment in assignments {
+            let (key, node) = try parameter(assignment)
+            document.params[key] = try JSONValue(plain: try Yams.load(yaml: try Yams.serialize(node: node)))
+        }
+        return document
+    }
+
+    /// One `KEY=VALUE`: the key, and the value as a YAML node (nothing after `=`: the empty string).
+    private static func parameter(_ assignment: String) throws -> (key: String, value: Node) {
+        guard let equals = assignment.firstIndex(of: "="), equals != assignment.startIndex else {
+            throw WorkflowError.invalid("parameter '\(assignment)': expected KEY=VALUE")
+        }
+        let key = String(assignment[..<equals]), text = String(assignment[assignment.index(after: equals)...])
+        do {
+            return (key, try Yams.compose(yaml: text) ?? Node("", Tag(.str), .singleQuoted))
+        } catch let error as YamlError {
+            throw WorkflowError.invalid("parameter '\(key)': invalid YAML value: \(yamlMessage(error))")
+        }
     }
 
     static func yamlMessage(_ error: YamlError) -> String {
