@@ -19,4 +19,33 @@ import Testing
         #expect(result.output == "got TERM\n")
         #expect(result.status == 3)
     }
+
+    /// A tool's last words (on stderr, just before it exits) are in its output every time:
+    /// they once raced the end of the run and went missing from a failed step's log tail.
+    @Test func theLastChunkBeforeExitIsNeverLost() async throws {
+        // Eight at a time: the loss needed a busy machine (seen under the full test suite).
+        let missing = try await withThrowingTaskGroup(of: Int.self) { group in
+            for lane in 0..<8 {
+                group.addTask {
+                    var missing = 0
+                    for round in 0..<60 {
+                        let words = "last words \(lane).\(round)"
+                        let result = try await ProcessRunner().run(["/bin/sh", "-c", "echo out; echo \(words) >&2; exit 3"], timeout: 20)
+                        if result.output != "out\n\(words)\n" || result.status != 3 { missing += 1 }
+                    }
+                    return missing
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(missing == 0)
+    }
+
+    /// Past `maxOutput`, the end is kept.
+    @Test func longOutputKeepsItsEnd() async throws {
+        let result = try await ProcessRunner().run(["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END"],
+                                                   timeout: 20, maxOutput: 1000)
+        #expect(result.output.utf8.count == 1000)
+        #expect(result.output.hasSuffix("xxx\nEND\n"))
+    }
 }

@@ -54,15 +54,6 @@ public struct ProcessRunner: Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        let collected = Locked(Data())
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = handle.availableData
-            collected.withLock { data in
-                data.append(chunk)
-                // Keep the end: it holds the error.
-                if data.count > maxOutput { data.removeFirst(data.count - maxOutput) }
-            }
-        }
         let finished = Locked(false)
         let exited = AsyncStream<Void>.makeStream()
         process.terminationHandler = { _ in
@@ -70,6 +61,11 @@ public struct ProcessRunner: Sendable {
             exited.continuation.finish()
         }
         try process.runWithCleanSignals()
+        // One reader, to the end of the output (every writer gone), on a thread of its own: a
+        // readability handler cleared after the exit could still hold a last chunk (an error
+        // message on stderr) and add it after the result was taken — the log tail then lacked it.
+        let reader = pipe.fileHandleForReading
+        let output = Task { try await offloaded { Self.readAll(reader, keepingLast: maxOutput) } }
         let timedOut = Locked(false)
         let pid = process.processIdentifier
         let watchdog = Task {
@@ -84,9 +80,22 @@ public struct ProcessRunner: Sendable {
         }
         watchdog.cancel()
         process.waitUntilExit()
-        pipe.fileHandleForReading.readabilityHandler = nil
-        let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-        collected.withLock { $0.append(rest) }
-        return Result(status: process.terminationStatus, output: String(decoding: collected.value, as: UTF8.self), timedOut: timedOut.value)
+        let collected = try await output.value
+        return Result(status: process.terminationStatus, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
+    }
+
+    /// Everything `handle` gives until end of file, but only the last `limit` bytes: the end
+    /// holds the error.
+    static func readAll(_ handle: FileHandle, keepingLast limit: Int) -> Data {
+        var data = Data()
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            data.append(chunk)
+            // Trimmed now and then, not on every chunk: each trim moves the whole buffer.
+            if data.count > 2 * limit { data.removeFirst(data.count - limit) }
+        }
+        if data.count > limit { data.removeFirst(data.count - limit) }
+        return data
     }
 }
