@@ -184,6 +184,8 @@ final class QemuRun: @unchecked Sendable {
     let console = ConsoleCapture(watchPlan: true)
     let stderr = ConsoleCapture(watchPlan: false)
     let exited = DispatchSemaphore(value: 0)
+    /// The two pipe readers, done at end of file.
+    private let readers = DispatchGroup()
     let started = Date()
 
     static func start(_ argv: [String]) throws -> QemuRun {
@@ -198,13 +200,21 @@ final class QemuRun: @unchecked Sendable {
         let out = Pipe(), err = Pipe()
         r.process.standardOutput = out
         r.process.standardError = err
-        let console = r.console, stderr = r.stderr
-        out.fileHandleForReading.readabilityHandler = { h in console.append(h.availableData) }
-        err.fileHandleForReading.readabilityHandler = { h in stderr.append(h.availableData) }
         let exited = r.exited
         r.process.terminationHandler = { _ in exited.signal() }
         do { try r.process.runWithCleanSignals() } catch {
             throw ToolError(tool: argv[0], argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
+        }
+        // A reader per pipe, to end of file, on threads of their own: the console is watched as
+        // it arrives, and `drain` waits for them, so nothing read is added after the result is
+        // taken (readability handlers could still hold a last chunk after they were cleared).
+        for (pipe, capture) in [(out, r.console), (err, r.stderr)] {
+            let handle = pipe.fileHandleForReading, readers = r.readers
+            readers.enter()
+            Thread.detachNewThread {
+                while case let chunk = handle.availableData, !chunk.isEmpty { capture.append(chunk) }
+                readers.leave()
+            }
         }
         return r
     }
@@ -222,13 +232,10 @@ final class QemuRun: @unchecked Sendable {
         drain()
     }
 
-    /// Reads what is left in the pipes after exit; the handlers may not have seen it yet.
+    /// Waits (after the exit) for the readers to reach the end of both pipes. Bounded: a
+    /// child of qemu still holding a pipe must not hold the test forever.
     private func drain() {
-        for (pipe, cap) in [(process.standardOutput as? Pipe, console), (process.standardError as? Pipe, stderr)] {
-            guard let h = pipe?.fileHandleForReading else { continue }
-            h.readabilityHandler = nil
-            if let rest = try? h.readToEnd() { cap.append(rest) }
-        }
+        _ = readers.wait(timeout: .now() + 10)
     }
 
     var status: Int32 { process.terminationStatus }
