@@ -41,6 +41,22 @@ import Testing
         #expect(missing == 0)
     }
 
+    /// A background job left running does not hold the step: output is read for a moment
+    /// after the command ended, then what it left in its process group is stopped, and the
+    /// log says so. The command's own status stands.
+    @Test func aBackgroundJobLeftRunningDoesNotHangTheRun() async throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("baton-left-\(UUID().uuidString)").path
+        let started = ContinuousClock.now
+        let result = try await ProcessRunner().run(
+            ["/bin/sh", "-c", "echo before; (sleep 4; touch \(marker); echo late) & echo after; exit 5"], timeout: 60)
+        #expect(ContinuousClock.now - started < .seconds(4))
+        #expect(result.status == 5)
+        #expect(result.output.hasPrefix("before\nafter\n") && result.output.contains("left processes running; they were stopped"), "\(result.output)")
+        try await Task.sleep(for: .seconds(3))  // past the job's 4 s: it would have left its mark
+        #expect(!FileManager.default.fileExists(atPath: marker), "the job left behind was not stopped")
+        try? FileManager.default.removeItem(atPath: marker)
+    }
+
     /// Past `maxOutput`, the end is kept.
     @Test func longOutputKeepsItsEnd() async throws {
         let result = try await ProcessRunner().run(["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END"],

@@ -65,7 +65,8 @@ public struct ProcessRunner: Sendable {
         // readability handler cleared after the exit could still hold a last chunk (an error
         // message on stderr) and add it after the result was taken — the log tail then lacked it.
         let reader = pipe.fileHandleForReading
-        let output = Task { try await offloaded { Self.readAll(reader, keepingLast: maxOutput) } }
+        let abandon = Locked(false)
+        let output = Task { try await offloaded { Self.readAll(reader, keepingLast: maxOutput, until: abandon) } }
         let timedOut = Locked(false)
         let pid = process.processIdentifier
         let watchdog = Task {
@@ -73,25 +74,78 @@ public struct ProcessRunner: Sendable {
             timedOut.withLock { $0 = true }
             Self.killTree(pid)
         }
+        // Foundation reports the end only once every process holding the command's launch
+        // socket is gone — background jobs (`daemon &`) inherit it. So the command's own end is
+        // watched too (it stays a zombie until Foundation reaps it): after a moment for its
+        // last output, what it left running in its process group is killed.
+        let leftBehind = Locked(false)
         await withTaskCancellationHandler {
-            for await _ in exited.stream {}
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { for await _ in exited.stream {} }
+                group.addTask {
+                    while !Task.isCancelled, !Self.hasEnded(pid) {
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                    try? await Task.sleep(for: Self.outputGrace)
+                    guard !Task.isCancelled, !finished.value else { return }
+                    leftBehind.withLock { $0 = true }
+                    kill(-pid, SIGKILL)
+                    abandon.withLock { $0 = true }  // for any that left the group holding the output
+                }
+                await group.next()
+                group.cancelAll()
+            }
         } onCancel: {
             Self.killTree(pid)
         }
         watchdog.cancel()
-        process.waitUntilExit()
-        let collected = try await output.value
-        return Result(status: process.terminationStatus, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
+        var collected = try await output.value
+        if leftBehind.value {
+            collected.append(Data("\n[baton: the command ended but left processes running; they were stopped]\n".utf8))
+        }
+        // Its status from the zombie itself if Foundation has not reaped it yet (a process that
+        // left the group may still hold the launch socket).
+        let status = finished.value ? process.terminationStatus : (Self.exitStatus(pid) ?? 255)
+        return Result(status: status, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
     }
 
-    /// Everything `handle` gives until end of file, but only the last `limit` bytes: the end
-    /// holds the error.
-    static func readAll(_ handle: FileHandle, keepingLast limit: Int) -> Data {
+    /// How long output is still read after the command ended, before what it left running is stopped.
+    static let outputGrace = Duration.seconds(2)
+
+    /// Whether `pid` has ended (a zombie not yet reaped, or gone).
+    static func hasEnded(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+
+    /// The exit status of an ended, unreaped `pid`, without reaping it (Foundation still will).
+    static func exitStatus(_ pid: Int32) -> Int32? {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG) == 0 else { return nil }
+        switch info.si_code {
+        case Int32(CLD_EXITED): return info._sifields._sigchld.si_status
+        case Int32(CLD_KILLED), Int32(CLD_DUMPED): return 128 + info._sifields._sigchld.si_status
+        default: return nil
+        }
+    }
+
+    /// Everything `handle` gives until end of file (or until `abandon` is set), but only the
+    /// last `limit` bytes: the end holds the error. Polls, so that `abandon` is seen while no
+    /// data comes.
+    static func readAll(_ handle: FileHandle, keepingLast limit: Int, until abandon: Locked<Bool>) -> Data {
         var data = Data()
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            data.append(chunk)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let fd = handle.fileDescriptor
+        while !abandon.value {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 100) > 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { break }  // end of file: every writer is gone
+            if count < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                break
+            }
+            data.append(contentsOf: buffer[0..<count])
             // Trimmed now and then, not on every chunk: each trim moves the whole buffer.
             if data.count > 2 * limit { data.removeFirst(data.count - limit) }
         }
