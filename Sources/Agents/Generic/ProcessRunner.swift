@@ -79,6 +79,7 @@ public struct ProcessRunner: Sendable {
         // watched too (it stays a zombie until Foundation reaps it): after a moment for its
         // last output, what it left running in its process group is killed.
         let leftBehind = Locked(false)
+        let statusBeforeStop = Locked<Int32?>(nil)
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { for await _ in exited.stream {} }
@@ -88,6 +89,8 @@ public struct ProcessRunner: Sendable {
                     }
                     try? await Task.sleep(for: Self.outputGrace)
                     guard !Task.isCancelled, !finished.value else { return }
+                    // Read before the stop: the stop lets Foundation reap the command.
+                    statusBeforeStop.withLock { $0 = Self.exitStatus(pid) }
                     leftBehind.withLock { $0 = true }
                     kill(-pid, SIGKILL)
                     abandon.withLock { $0 = true }  // for any that left the group holding the output
@@ -103,9 +106,9 @@ public struct ProcessRunner: Sendable {
         if leftBehind.value {
             collected.append(Data("\n[baton: the command ended but left processes running; they were stopped]\n".utf8))
         }
-        // Its status from the zombie itself if Foundation has not reaped it yet (a process that
-        // left the group may still hold the launch socket).
-        let status = finished.value ? process.terminationStatus : (Self.exitStatus(pid) ?? 255)
+        // After a stop, the status read from the unreaped command (Foundation may not have
+        // reaped it yet, or ever, if a process that left the group holds the launch socket).
+        let status = leftBehind.value ? (statusBeforeStop.value ?? 255) : process.terminationStatus
         return Result(status: status, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
     }
 
