@@ -57,6 +57,19 @@ import Testing
         try? FileManager.default.removeItem(atPath: marker)
     }
 
+    /// A cancelled run (a cancelled step) kills the command and returns at once, with what it
+    /// printed; it once read the status of a command still being killed and crashed.
+    @Test func cancellingARunKillsTheCommandAndReturns() async throws {
+        let started = ContinuousClock.now
+        let run = Task { try await ProcessRunner().run(["/bin/sh", "-c", "echo started; sleep 30"], timeout: 60) }
+        try await Task.sleep(for: .milliseconds(300))
+        run.cancel()
+        let result = try await run.value
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(result.output == "started\n")
+        #expect(result.status != 0)
+    }
+
     /// Past `maxOutput`, the end is kept.
     @Test func longOutputKeepsItsEnd() async throws {
         let result = try await ProcessRunner().run(["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END"],

@@ -102,13 +102,19 @@ public struct ProcessRunner: Sendable {
             Self.killTree(pid)
         }
         watchdog.cancel()
+        if !finished.value, !leftBehind.value {
+            // Cancelled: the waits above ended at once, the command was only just killed. Its
+            // end comes in milliseconds; bounded all the same.
+            for _ in 0..<500 where !finished.value { usleep(10_000) }
+        }
         var collected = try await output.value
         if leftBehind.value {
             collected.append(Data("\n[baton: the command ended but left processes running; they were stopped]\n".utf8))
         }
         // After a stop, the status read from the unreaped command (Foundation may not have
         // reaped it yet, or ever, if a process that left the group holds the launch socket).
-        let status = leftBehind.value ? (statusBeforeStop.value ?? 255) : process.terminationStatus
+        let status = leftBehind.value ? (statusBeforeStop.value ?? 255)
+            : finished.value ? process.terminationStatus : (Self.exitStatus(pid) ?? 255)
         return Result(status: status, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
     }
 
