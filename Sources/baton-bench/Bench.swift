@@ -482,11 +482,11 @@ final class Bench: Sendable {
         // Each hand-off as its sender timed it: journal, IQ, the receiver's synced store, ack.
         // Custody moves when the receiver has synced the document (before its answer travels
         // back): timed from the sender's start where both ends are in this process.
-        let handoffs = Mutex<[(handoff: WorkflowEngine.Handoff, journal: String)]>([])
+        let handoffs = Mutex<[(handoff: WorkflowEngine.Handoff, journal: Journal)]>([])
         let custodyStored = Mutex<[String: ContinuousClock.Instant]>([:])
         let recording = Mutex(false)
         for agent in pipeline.dropLast() {
-            let journal = agent.agent.settings.stateDirectory + "/journal.sqlite"
+            let journal = agent.agent.engine.journal
             agent.agent.engine.onHandoff { handoff in
                 guard recording.withLock({ $0 }) else { return }
                 handoffs.withLock { $0.append((handoff, journal)) }
@@ -570,9 +570,9 @@ final class Bench: Sendable {
         let bySize = senders.sorted { $0.handoff.bytes < $1.handoff.bytes }
         let median = bySize.isEmpty ? nil : bySize[bySize.count / 2]
         // The sender's entry keeps the document exactly as it was handed (its receiver's has
-        // moved on); read back now that the agents have stopped.
+        // moved on since).
         let medianDocument = try median.flatMap { sent in
-            try Journal(path: sent.journal).entry(sent.handoff.workflow, seq: sent.handoff.seq - 1)?.document
+            try sent.journal.entry(sent.handoff.workflow, seq: sent.handoff.seq - 1)?.document
         }
         return HandoffResult(hop: hop, handoff: handoff, custody: custody, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
                              timedSenders: pipeline.count - 1, medianBytes: median?.handoff.bytes ?? 0, medianDocument: medianDocument)

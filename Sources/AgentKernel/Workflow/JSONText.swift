@@ -133,12 +133,7 @@ private struct JSONParser {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1
                 members[key] = try value(depth: depth + 1)
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end of text in an object") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                guard bytes[index] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-                index += 1
-                return .object(members)
+                if try !another(closedBy: "}", in: "an object") { return .object(members) }
             }
         case UInt8(ascii: "["):
             guard depth < Self.maximumDepth else { throw fail("nested too deeply") }
@@ -148,12 +143,7 @@ private struct JSONParser {
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
             while true {
                 items.append(try value(depth: depth + 1))
-                skipWhitespace()
-                guard index < bytes.count else { throw fail("unexpected end of text in an array") }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-                guard bytes[index] == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
-                index += 1
-                return .array(items)
+                if try !another(closedBy: "]", in: "an array") { return .array(items) }
             }
         case UInt8(ascii: "\""): return .string(try string())
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
@@ -162,6 +152,16 @@ private struct JSONParser {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
         default: throw fail("unexpected character")
         }
+    }
+
+    /// After a member or an item: true past a ',' (another follows), false past `close` (the end).
+    private mutating func another(closedBy close: Unicode.Scalar, in what: String) throws -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw fail("unexpected end of text in \(what)") }
+        if bytes[index] == UInt8(ascii: ",") { index += 1; return true }
+        guard bytes[index] == UInt8(ascii: close) else { throw fail("expected ',' or '\(close)'") }
+        index += 1
+        return false
     }
 
     private mutating func literal(_ word: StaticString) throws {

@@ -52,7 +52,7 @@ public enum WorkflowParser {
         var params: [String: JSONValue] = [:]
         if let node = map["params"] {
             guard node.mapping != nil else { throw fail(node, "'params' must be a mapping") }
-            params = try JSONValue(plain: try Yams.load(yaml: try Yams.serialize(node: node))).object ?? [:]
+            params = try jsonValue(node).object ?? [:]
         }
         var notify: [String] = []
         if let node = map["notify"] {
@@ -80,7 +80,7 @@ public enum WorkflowParser {
             var with: [String: JSONValue] = [:]
             if let node = step["with"] {
                 guard node.mapping != nil else { throw fail(node, "'with' must be a mapping") }
-                with = try JSONValue(plain: try Yams.load(yaml: try Yams.serialize(node: node))).object ?? [:]
+                with = try jsonValue(node).object ?? [:]
             }
             return .init(id: id, action: action, with: with)
         }
@@ -135,9 +135,14 @@ public enum WorkflowParser {
         var document = document
         for assignment in assignments {
             let (key, node) = try parameter(assignment)
-            document.params[key] = try JSONValue(plain: try Yams.load(yaml: try Yams.serialize(node: node)))
+            document.params[key] = try jsonValue(node)
         }
         return document
+    }
+
+    /// A YAML node's value as JSON (through Yams' own reading of it: tags, numbers, booleans).
+    private static func jsonValue(_ node: Node) throws -> JSONValue {
+        try JSONValue(plain: try Yams.load(yaml: try Yams.serialize(node: node)))
     }
 
     /// One `KEY=VALUE`: the key, and the value as a YAML node (nothing after `=`: the empty string).

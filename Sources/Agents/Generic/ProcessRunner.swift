@@ -22,9 +22,7 @@ public struct ProcessRunner: Sendable {
     public static func killTree(_ pid: Int32) {
         var children: [Int32: [Int32]] = [:]
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard let child = Int32(entry), let fields = statFields(child) else { continue }
             if fields.count > 1, let parent = Int32(fields[1]) { children[parent, default: []].append(child) }
         }
         var queue = [pid], all: [Int32] = []
@@ -105,7 +103,8 @@ public struct ProcessRunner: Sendable {
         if !finished.value, !leftBehind.value {
             // Cancelled: the waits above ended at once, the command was only just killed. Its
             // end comes in milliseconds; bounded all the same.
-            for _ in 0..<500 where !finished.value { usleep(10_000) }
+            var waited = 0
+            while !finished.value, waited < 500 { usleep(10_000); waited += 1 }
         }
         var collected = try await output.value
         if leftBehind.value {
@@ -123,8 +122,15 @@ public struct ProcessRunner: Sendable {
 
     /// Whether `pid` has ended (a zombie not yet reaped, or gone).
     static func hasEnded(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+        guard let fields = statFields(pid) else { return true }
+        return fields.first == "Z"
+    }
+
+    /// The fields of `/proc/PID/stat` after the command name (state, parent, …); nil if gone.
+    /// Split after the last `)`: the name itself may hold spaces and parentheses.
+    private static func statFields(_ pid: Int32) -> [Substring]? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 
     /// The exit status of an ended, unreaped `pid`, without reaping it (Foundation still will).
