@@ -36,6 +36,8 @@ struct Report: Sendable {
     var bareLargeRTT = Sample([])
     /// Bare hand-offs of the median document: Baton's IQ and journal writes, nothing else.
     var bareHandoff = Sample([])
+    /// Its journal writes, each timed alone.
+    var bareHandoffWrites: JournalWriteSamples?
     var largePayloadBytes = 0
     /// The same with the middle four agents as processes of their own.
     var acrossProcesses: HandoffResult?
@@ -184,7 +186,7 @@ final class Bench: Sendable {
             report.largePayloadBytes = inProcess.medianBytes
             report.bareLargeRTT = try await bareLatency(pings: min(1000, config.pings), pingText: String(repeating: "x", count: inProcess.medianBytes))
             if let model = inProcess.medianDocument {
-                report.bareHandoff = try await bareHandoffs(like: model, count: max(200, config.rounds * 5))
+                (report.bareHandoff, report.bareHandoffWrites) = try await bareHandoffs(like: model, count: max(200, config.rounds * 5))
             }
             let after = try await eventsPublishProbe(probe)
             await probe.close()
@@ -235,20 +237,24 @@ final class Bench: Sendable {
     /// Hand-offs of copies of `model` (each its own workflow id) between bare-a and bare-b,
     /// with journals of their own: the floor under Baton's hand-off (see
     /// `BareStropheBenchmark.handoffs`). A warm-up of 50 first.
-    func bareHandoffs(like model: WorkflowDocument, count: Int) async throws -> Sample {
+    func bareHandoffs(like model: WorkflowDocument, count: Int) async throws -> (Sample, JournalWriteSamples) {
         let directory = sandbox.dir.path
-        let sample = try await withBareBenchmark { bench in
+        let run = try await withBareBenchmark { bench in
             let sender = try Journal(path: directory + "/state-bare-a/journal.sqlite")
             let receiver = try Journal(path: directory + "/state-bare-b/journal.sqlite")
             func copies(_ n: Int) -> [WorkflowDocument] {
                 (0..<n).map { _ in var copy = model; copy.id = WorkflowDocument.newID(); return copy }
             }
             _ = try bench.handoffs(copies(50), sender: sender, receiver: receiver)
-            return Sample(try bench.handoffs(copies(count), sender: sender, receiver: receiver).roundTripsMillis)
+            return try bench.handoffs(copies(count), sender: sender, receiver: receiver)
         }
-        log(String(format: "bare hand-offs (libstrophe + Journal, one thread), %d-byte documents: p50 %.3f ms, p99 %.3f ms",
-                   (try? model.json().utf8.count) ?? 0, sample.p50, sample.p99))
-        return sample
+        let sample = Sample(run.roundTripsMillis)
+        let writes = JournalWriteSamples(handing: Sample(run.journalMillis.handing), accept: Sample(run.journalMillis.accept),
+                                         handed: Sample(run.journalMillis.handed))
+        log(String(format: "bare hand-offs (libstrophe + Journal, one thread), %d-byte documents: p50 %.3f ms, p99 %.3f ms; "
+                   + "journal p50: handing %.3f ms, synced accept %.3f ms, handed %.3f ms",
+                   (try? model.json().utf8.count) ?? 0, sample.p50, sample.p99, writes.handing.p50, writes.accept.p50, writes.handed.p50))
+        return (sample, writes)
     }
 
     /// The pipelined rate (`config.window` in flight) and its round trips.
@@ -378,7 +384,9 @@ final class Bench: Sendable {
         state_dir: \(sandbox.dir.path)/state-\(user)
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
         let logPath = sandbox.dir.path + "/agentd.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw BenchFailure("cannot create \(logPath)")
+        }
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         defer { try? logHandle.close() }
         let directory = observer.agent.directory
@@ -588,7 +596,9 @@ final class Bench: Sendable {
                              "--log-level", BatonLog.level.rawValue]
         process.standardInput = Pipe()
         let logPath = sandbox.dir.path + "/\(user).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw BenchFailure("cannot create \(logPath)")
+        }
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = logHandle
         process.standardError = logHandle
@@ -596,6 +606,13 @@ final class Bench: Sendable {
         Cleanup.shared.adopt(child: process.processIdentifier, name: user)
         return process
     }
+}
+
+/// The bare hand-off's journal writes (see `BareStropheBenchmark.JournalWrites`).
+struct JournalWriteSamples {
+    var handing: Sample
+    var accept: Sample
+    var handed: Sample
 }
 
 struct HandoffResult: Sendable {

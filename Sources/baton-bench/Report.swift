@@ -18,7 +18,7 @@ extension Report {
 
     /// The hand-off rows of one pipeline run (none if it did not run).
     private func pipelineRows(_ result: HandoffResult?, _ setup: String, hopReference: Double, bareHandoff: Sample?,
-                              config: BenchConfig) -> [Row] {
+                              bareWrites: JournalWriteSamples? = nil, config: BenchConfig) -> [Row] {
         guard let result else { return [] }
         func f(_ value: Double, _ digits: Int = 2) -> String { Self.f(value, digits) }
         let ratio = result.handoff.p50 / hopReference
@@ -31,7 +31,20 @@ extension Report {
             Row(metric: "  bare hand-off p50 / p99 (ms; same IQ + journal)", baton: f(result.handoff.p50) + " / " + f(result.handoff.p99),
                 reference: f(bare.p50) + " / " + f(bare.p99) + " bare", ratio: f(result.handoff.p50 / bare.p50) + "x",
                 target: "(info: Baton's own cost)", result: "-"),
-        ] } ?? []) + (result.custody.count == 0 ? [] : [
+        ] } ?? []) + (bareWrites.map { writes in
+            // The least any hand-off can take with this server, this disk and an SQLite
+            // journal: the IQ at its size and the synced store, with no other write and no
+            // code around them. Set beside the target, it says whether the target is reachable.
+            let least = bareLargeRTT.p50 + writes.accept.p50
+            return [
+                Row(metric: "    its journal writes p50 (ms): handing / accept / handed", baton: "-",
+                    reference: f(writes.handing.p50, 3) + " / " + f(writes.accept.p50, 3) + " / " + f(writes.handed.p50, 3),
+                    ratio: "-", target: "(info: accept is synced)", result: "-"),
+                Row(metric: "  least possible p50 (ms): RTT at its size + accept", baton: "-",
+                    reference: f(least, 3) + " sum of p50s", ratio: f(least / hopReference) + "x",
+                    target: "(info: vs the hand-off target)", result: "-"),
+            ]
+        } ?? []) + (result.custody.count == 0 ? [] : [
             Row(metric: "  custody moved p50 / p99 (ms; to receiver's sync)", baton: f(result.custody.p50) + " / " + f(result.custody.p99),
                 reference: "-", ratio: f(result.custody.p50 / hopReference) + "x", target: "(info: no answer leg)", result: "-"),
         ]) + [
@@ -69,7 +82,7 @@ extension Report {
             Row(metric: "agentd idle RSS p50 (MB)", baton: f(rssMB.p50, 1), reference: "max " + f(rssMB.max, 1), ratio: "-",
                 target: "< 20 MB", result: check(rssMB.p50, rssMB.p50 < 20)),
         ] + pipelineRows(inProcess, "agents in one process", hopReference: hopReference,
-                         bareHandoff: bareHandoff.count > 0 ? bareHandoff : nil, config: config)
+                         bareHandoff: bareHandoff.count > 0 ? bareHandoff : nil, bareWrites: bareHandoffWrites, config: config)
           + pipelineRows(acrossProcesses, "wf1-4 own processes", hopReference: hopReference, bareHandoff: nil, config: config) + [
             Row(metric: "Bare IQ round trip, \(largePayloadBytes)-byte ping p50 (ms)", baton: "-", reference: f(bareLargeRTT.p50, 3) + " bare",
                 ratio: "-", target: "(reference: a hand-off's size)", result: "-"),

@@ -40,7 +40,7 @@ final class Cleanup: Sendable {
     nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
 
     func adopt(_ sandbox: ProsodyServer) { state.withLock { $0.sandbox = sandbox } }
-    func adopt(child pid: Int32, name: String) { _ = state.withLock { $0.children[pid] = name } }
+    func adopt(child pid: Int32, name: String) { state.withLock { $0.children[pid] = name } }
     func release(child pid: Int32) { _ = state.withLock { $0.children.removeValue(forKey: pid) } }
 
     /// Kills children still registered, stops Prosody; idempotent.

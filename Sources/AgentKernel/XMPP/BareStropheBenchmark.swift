@@ -30,7 +30,19 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         public var roundTripsMillis: [Double]
         public var seconds: Double
         public var errors: Int
+        /// For hand-offs: how long each journal write took, in milliseconds.
+        public var journalMillis = JournalWrites()
         public var perSecond: Double { seconds > 0 ? Double(roundTripsMillis.count) / seconds : 0 }
+    }
+
+    /// The journal writes of bare hand-offs, each timed alone: they are most of the floor.
+    public struct JournalWrites: Sendable {
+        /// A's unsynced `handing` (the document with the step's result).
+        public var handing: [Double] = []
+        /// B's synced `accept`, the custody promise.
+        public var accept: [Double] = []
+        /// A's unsynced `handed`, after the answer.
+        public var handed: [Double] = []
     }
 
     private let ctx: OpaquePointer
@@ -59,6 +71,7 @@ public final class BareStropheBenchmark: @unchecked Sendable {
     private var handoffDocuments: [WorkflowDocument] = []
     private var handoffTexts: [String] = []
     private var stanzas: [String] = []
+    private var journalWrites = JournalWrites()
 
     /// Connects both accounts (TLS, any certificate accepted) and waits until both are online.
     public init(host: String, port: UInt16, a accountA: Account, b accountB: Account, timeout: Double = 10,
@@ -142,6 +155,7 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         sent = 0
         answered = 0
         errors = 0
+        journalWrites = JournalWrites()
         total = count
         let started = Self.now()
         start()
@@ -153,7 +167,7 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         let seconds = Double(Self.now() - started) / 1e9
         if let failure { throw Failure("bare libstrophe: \(failure)") }
         if answered < count { throw Failure("bare libstrophe: only \(answered) of \(count) \(what) answered within \(timeout) s") }
-        return Run(roundTripsMillis: roundTrips.map { Double($0) / 1e6 }, seconds: seconds, errors: errors)
+        return Run(roundTripsMillis: roundTrips.map { Double($0) / 1e6 }, seconds: seconds, errors: errors, journalMillis: journalWrites)
     }
 
     /// `documents.count` hand-offs, one at a time, as Baton makes them but with nothing else:
@@ -205,6 +219,8 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    private static func millis(since start: UInt64) -> Double { Double(now() - start) / 1e6 }
+
     private func sendPing() {
         let index = sent
         sent += 1
@@ -240,7 +256,9 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         if isHandoff, let (sender, _) = handoffJournals {
             let document = handoffDocuments[index]
             do {
+                let started = Self.now()
                 try sender.update(document.id, seq: document.cursor - 1, state: .handed, target: targetJID)
+                journalWrites.handed.append(Self.millis(since: started))
             } catch {
                 failure = "A's journal: \(error)"
             }
@@ -258,7 +276,9 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         let document = handoffDocuments[index]
         sendTimes[index] = Self.now()
         do {
+            let started = Self.now()
             try sender.update(document, json: handoffTexts[index], seq: document.cursor - 1, state: .handing, target: targetJID)
+            journalWrites.handing.append(Self.millis(since: started))
         } catch {
             failure = "A's journal: \(error)"
             return
@@ -276,7 +296,9 @@ public final class BareStropheBenchmark: @unchecked Sendable {
         defer { xmpp_free(ctx, text) }
         let document = handoffDocuments[index]
         do {
+            let started = Self.now()
             _ = try receiver.accept(document, json: String(cString: text), seq: document.cursor)
+            journalWrites.accept.append(Self.millis(since: started))
         } catch {
             failure = "B's journal: \(error)"
             return
