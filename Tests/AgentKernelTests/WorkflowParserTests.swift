@@ -38,3 +38,89 @@ import Testing
         #expect(throws: WorkflowError.self) { try WorkflowParser.setting(params: ["a=1"], in: "- just\n- a list\n", source: "l.yaml") }
     }
 }
+
+/// Input that must be refused with a sentence — never a crash, never a path outside the agent.
+@Suite struct WorkflowInputLimitsTests {
+    static func message(_ yaml: String) -> String {
+        do {
+            _ = try WorkflowParser.parse(yaml: yaml, source: "w.yaml")
+            return "accepted"
+        } catch { return "\(error)" }
+    }
+
+    @Test func stepIdsAreNamesNotPaths() {
+        #expect(Self.message("workflow: w\nsteps:\n  - { id: ../../../tmp/victim, action: util.noop }\n")
+            == "w.yaml:3:11: step id '../../../tmp/victim' may use letters, digits, '.', '_' and '-' only (at most 64)")
+        #expect(Self.message("workflow: w\nsteps:\n  - { id: .hidden, action: util.noop }\n").contains("step id '.hidden'"))
+        #expect(Self.message("workflow: w\nsteps:\n  - { id: build-1.x_y, action: util.noop }\n") == "accepted")
+    }
+
+    @Test func timeLimitsMustBeFiniteAndSane() {
+        for value in [".inf", "-.inf", ".nan", "1e300", "0", "-5", "2592001"] {
+            #expect(Self.message("workflow: w\ntime_limit: \(value)\nsteps: [{ id: s, action: util.noop }]\n")
+                == "w.yaml:2:13: 'time_limit' must be seconds, more than 0 and at most 2592000 (30 days)", "time_limit: \(value)")
+        }
+        #expect(Self.message("workflow: w\ntime_limit: 2592000\nsteps: [{ id: s, action: util.noop }]\n") == "accepted")
+    }
+
+    @Test func deepNestingIsRefusedBeforeYamsRecursesIntoIt() {
+        let flow = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(Self.message("workflow: w\nparams: { x: \(flow) }\nsteps: [{ id: s, action: util.noop }]\n")
+            == "w.yaml: nested more than 64 levels deep")
+        let compact = String(repeating: "- ", count: 20_000) + "x"
+        #expect(Self.message("workflow: w\nparams:\n  x:\n    \(compact)\nsteps: [{ id: s, action: util.noop }]\n")
+            == "w.yaml: nested more than 64 levels deep")
+        // Forty levels are fine.
+        let fine = String(repeating: "[", count: 40) + "1" + String(repeating: "]", count: 40)
+        #expect(Self.message("workflow: w\nparams: { x: \(fine) }\nsteps: [{ id: s, action: util.noop }]\n") == "accepted")
+    }
+
+    @Test func aliasBombsAreRefused() {
+        var yaml = "workflow: w\nparams:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 {
+            let uses = Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+            yaml += "  a\(level): &a\(level) [\(uses)]\n"
+        }
+        yaml += "steps: [{ id: s, action: util.noop }]\n"
+        #expect(Self.message(yaml) == "w.yaml: stands for more than 100000 values or 64 levels (aliases used over and over?)")
+        // An alias used a few times is fine.
+        let small = try? WorkflowParser.parse(yaml: "workflow: w\nparams: { a: &v [1, 2], b: *v }\nsteps: [{ id: s, action: util.noop }]\n", source: "w.yaml")
+        #expect(small?.params["b"] == .array([.number(1), .number(2)]))
+    }
+
+    @Test func scalarsKeepTheirYAMLMeaningAndDatesStayText() throws {
+        let document = try WorkflowParser.parse(yaml: """
+            workflow: w
+            params: { released: 2024-01-01, n: 3, f: 1.5, yes: true, nothing: ~, version: "1.0", hex: 0x10 }
+            steps:
+              - id: s
+                action: shell.run
+                with:
+                  command: |
+                    if [ -f "it's here" ]; then echo '[{' ; fi   # brackets in a script
+            """, source: "w.yaml")
+        #expect(document.params == ["released": .string("2024-01-01"), "n": .number(3), "f": .number(1.5), "yes": .bool(true),
+                                    "nothing": .null, "version": .string("1.0"), "hex": .number(16)])
+        #expect(document.steps[0].with["command"]?.string?.hasPrefix("if [ -f") == true)
+    }
+
+    @Test func handOffsAreCheckedLikeAuthoredWorkflows() throws {
+        let good = WorkflowDocument(name: "w", steps: [.init(id: "s", action: "util.noop")]).submitted(by: "a@b")
+        func refusal(_ change: (inout WorkflowDocument) -> Void) -> String {
+            var document = good
+            change(&document)
+            let element = try! HandoffStanzas.handoff(document)
+            do {
+                _ = try HandoffStanzas.document(in: element)
+                return "accepted"
+            } catch let error as StanzaError {
+                return "\(error.condition.rawValue): \(error.text ?? "")"
+            } catch { return "\(error)" }
+        }
+        #expect(refusal { _ in } == "accepted")
+        #expect(refusal { $0.cursor = -1 } == "bad-request: workflow \(good.id): cursor -1 is outside its 1 steps")
+        #expect(refusal { $0.steps[0].id = "../../etc" }.hasPrefix("bad-request: workflow \(good.id): step id '../../etc'"))
+        #expect(refusal { $0.timeLimit = 1e300 }.contains("'time_limit' must be seconds"))
+        #expect(refusal { $0.id = "../x" }.contains("id '../x' may use letters"))
+    }
+}

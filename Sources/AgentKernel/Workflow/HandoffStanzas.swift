@@ -27,7 +27,10 @@ public enum HandoffStanzas {
             throw StanzaError(.badRequest, "handoff without a <json xmlns='\(NS.json)'/> document")
         }
         let document: WorkflowDocument
-        do { document = try WorkflowDocument.from(json: json) } catch {
+        do {
+            document = try WorkflowDocument.from(json: json)
+            try document.validate()
+        } catch {
             throw StanzaError(.badRequest, "\(error)")
         }
         guard handoff["workflow"] == document.id, handoff["seq"] == String(document.cursor) else {

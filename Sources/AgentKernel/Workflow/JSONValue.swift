@@ -52,22 +52,4 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
         case .object(let o): "{" + o.keys.sorted().map { "\($0): \(o[$0]!)" }.joined(separator: ", ") + "}"
         }
     }
-
-    /// Converts what Yams produced (or any plain value) into JSON.
-    public init(plain value: Any?) throws {
-        switch value {
-        case nil, is NSNull: self = .null
-        case let b as Bool: self = .bool(b)
-        case let i as Int: self = .number(Double(i))
-        case let d as Double: self = .number(d)
-        case let s as String: self = .string(s)
-        case let a as [Any?]: self = .array(try a.map(JSONValue.init(plain:)))
-        case let o as [String: Any?]: self = .object(try o.mapValues(JSONValue.init(plain:)))
-        case let o as [AnyHashable: Any?]:
-            var out: [String: JSONValue] = [:]
-            for (k, v) in o { out["\(k)"] = try JSONValue(plain: v) }
-            self = .object(out)
-        default: throw WorkflowError.invalid("unsupported value \(String(describing: value))")
-        }
-    }
 }

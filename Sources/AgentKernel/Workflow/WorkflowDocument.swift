@@ -136,6 +136,48 @@ public struct WorkflowDocument: Codable, Sendable, Equatable {
     /// The document as compact JSON, keys sorted (see `JSONText`).
     public func json() throws -> String { jsonValue.jsonText }
 
+    // MARK: What a document may hold
+
+    /// Workflow names, step ids and workflow ids: they become directory names (a step's
+    /// workspace is `state_dir/work/ID/STEP`), so no '/', no leading '.', and not too long.
+    static let namePattern = #"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"#
+    static let actionPattern = #"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$"#
+    /// The longest `time_limit`: 30 days. Longer is almost certainly a typo, and the limit
+    /// becomes a timer in milliseconds.
+    public static let maximumTimeLimit: Double = 30 * 24 * 3600
+
+    static func isName(_ text: String) -> Bool { text.range(of: namePattern, options: .regularExpression) != nil }
+    static func isAction(_ text: String) -> Bool { text.range(of: actionPattern, options: .regularExpression) != nil }
+
+    /// Why `seconds` cannot be a `time_limit`, or nil if it can.
+    static func timeLimitProblem(_ seconds: Double) -> String? {
+        seconds.isFinite && seconds > 0 && seconds <= maximumTimeLimit ? nil
+            : "'time_limit' must be seconds, more than 0 and at most \(Int(maximumTimeLimit)) (30 days)"
+    }
+
+    /// Checks what the JSON reader cannot: the rules the YAML parser applies to an authored
+    /// workflow, and a run-time state that makes sense. A hand-off from another agent comes
+    /// through here, so nothing in it can point a workspace outside `state_dir` or crash
+    /// the agent that runs its step.
+    public func validate() throws {
+        func fail(_ message: String) -> WorkflowError { .invalid("workflow \(id.isEmpty ? name : id): \(message)") }
+        guard Self.isName(name) else { throw fail("name '\(name)' may use letters, digits, '.', '_' and '-' only") }
+        guard Self.isName(id) else { throw fail("id '\(id)' may use letters, digits, '.', '_' and '-' only") }
+        guard !steps.isEmpty else { throw fail("no steps") }
+        var ids = Set<String>()
+        for step in steps {
+            guard Self.isName(step.id) else { throw fail("step id '\(step.id)' may use letters, digits, '.', '_' and '-' only") }
+            guard ids.insert(step.id).inserted else { throw fail("step id '\(step.id)' is used twice") }
+            guard Self.isAction(step.action) else { throw fail("step \(step.id): '\(step.action)' is not an action like module.verb") }
+        }
+        guard (0...steps.count).contains(cursor) else { throw fail("cursor \(cursor) is outside its \(steps.count) steps") }
+        guard (0...10).contains(onFailure.retries) else { throw fail("'retries' must be 0…10") }
+        if let timeLimit, let problem = Self.timeLimitProblem(timeLimit) { throw fail(problem) }
+        for (step, attempt) in attempts where !(0...1000).contains(attempt) {
+            throw fail("step \(step): attempt \(attempt) is out of range")
+        }
+    }
+
     public static func from(json: String) throws -> WorkflowDocument {
         do {
             return try WorkflowDocument(jsonValue: JSONValue(parsing: json))

@@ -237,6 +237,12 @@ public final class WorkflowEngine: Sendable {
             try finish(entry, status: .failed, reason: "time limit of \(Int(document.timeLimit ?? 0)) s exceeded before step \(step.id)")
             return
         }
+        // Checked where documents come in (parser, hand-off); checked again here because the
+        // ids become the workspace's path, which is removed once the step succeeds.
+        guard WorkflowDocument.isName(document.id), WorkflowDocument.isName(step.id) else {
+            try finish(entry, status: .failed, reason: "step id '\(step.id)' or workflow id '\(document.id)' is not a plain name")
+            return
+        }
         let attempt = (document.attempts[step.id] ?? 0) + 1
         // Attempts that left no trail entry were cut short by a crash of this agent. A crash is
         // not the step's failure (it does not spend `retries`), but a step that keeps taking its

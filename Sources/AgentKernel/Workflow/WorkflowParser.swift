@@ -33,12 +33,7 @@ public enum WorkflowParser {
             if let mark = node?.mark { return .invalid("\(source):\(mark.line):\(mark.column): \(message)") }
             return .invalid("\(source): \(message)")
         }
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch let error as YamlError {
-            throw WorkflowError.invalid("\(source): invalid YAML: \(yamlMessage(error))")
-        }
+        let root = try compose(yaml, source: source)
         guard let root, let map = root.mapping else { throw fail(root, "expected a mapping with 'workflow' and 'steps'") }
         for (key, _) in map where !topKeys.contains(key.string ?? "") {
             throw fail(key, "unknown key '\(key.string ?? "?")' (allowed: \(topKeys.sorted().joined(separator: ", ")))")
@@ -46,13 +41,13 @@ public enum WorkflowParser {
         guard let nameNode = map["workflow"] ?? map["name"], let name = nameNode.string, !name.isEmpty else {
             throw fail(root, "'workflow' (the workflow's name) is required")
         }
-        guard name.range(of: #"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"#, options: .regularExpression) != nil else {
+        guard WorkflowDocument.isName(name) else {
             throw fail(nameNode, "workflow name '\(name)' may use letters, digits, '.', '_' and '-' only")
         }
         var params: [String: JSONValue] = [:]
         if let node = map["params"] {
             guard node.mapping != nil else { throw fail(node, "'params' must be a mapping") }
-            params = try jsonValue(node).object ?? [:]
+            params = try jsonValue(node, source: source).object ?? [:]
         }
         var notify: [String] = []
         if let node = map["notify"] {
@@ -71,16 +66,19 @@ public enum WorkflowParser {
             for (key, _) in step where !stepKeys.contains(key.string ?? "") {
                 throw fail(key, "unknown step key '\(key.string ?? "?")' (allowed: action, id, with)")
             }
-            guard let action = step["action"]?.string,
-                  action.range(of: #"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$"#, options: .regularExpression) != nil else {
+            guard let action = step["action"]?.string, WorkflowDocument.isAction(action) else {
                 throw fail(step["action"] ?? node, "step needs an 'action' like module.verb (e.g. build.image)")
             }
             let id = step["id"]?.string ?? action
+            guard WorkflowDocument.isName(id) else {
+                // It names the step's workspace directory: no '/', no leading '.'.
+                throw fail(step["id"] ?? node, "step id '\(id)' may use letters, digits, '.', '_' and '-' only (at most 64)")
+            }
             guard ids.insert(id).inserted else { throw fail(step["id"] ?? node, "step id '\(id)' is used twice") }
             var with: [String: JSONValue] = [:]
             if let node = step["with"] {
                 guard node.mapping != nil else { throw fail(node, "'with' must be a mapping") }
-                with = try jsonValue(node).object ?? [:]
+                with = try jsonValue(node, source: source).object ?? [:]
             }
             return .init(id: id, action: action, with: with)
         }
@@ -103,7 +101,8 @@ public enum WorkflowParser {
         }
         var timeLimit: Double? = nil
         if let node = map["time_limit"] {
-            guard let seconds = node.float ?? node.int.map(Double.init), seconds > 0 else { throw fail(node, "'time_limit' must be seconds > 0") }
+            guard let seconds = node.float ?? node.int.map(Double.init) else { throw fail(node, "'time_limit' must be a number of seconds") }
+            if let problem = WorkflowDocument.timeLimitProblem(seconds) { throw fail(node, problem) }
             timeLimit = seconds
         }
         return WorkflowDocument(name: name, steps: steps, params: params, notify: notify, onFailure: policy, timeLimit: timeLimit)
@@ -115,10 +114,7 @@ public enum WorkflowParser {
     /// `agentctl wf submit --param`: one workflow file, many runs.
     public static func setting(params assignments: [String], in yaml: String, source: String) throws -> String {
         guard !assignments.isEmpty else { return yaml }
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch let error as YamlError {
-            throw WorkflowError.invalid("\(source): invalid YAML: \(yamlMessage(error))")
-        }
+        let root = try compose(yaml, source: source)
         guard let root, var map = root.mapping else { throw WorkflowError.invalid("\(source): a workflow is a mapping") }
         var params = map["params"]?.mapping ?? Node.Mapping([])
         for assignment in assignments {
@@ -135,14 +131,132 @@ public enum WorkflowParser {
         var document = document
         for assignment in assignments {
             let (key, node) = try parameter(assignment)
-            document.params[key] = try jsonValue(node)
+            document.params[key] = try jsonValue(node, source: "parameter '\(key)'")
         }
         return document
     }
 
-    /// A YAML node's value as JSON (through Yams' own reading of it: tags, numbers, booleans).
-    private static func jsonValue(_ node: Node) throws -> JSONValue {
-        try JSONValue(plain: try Yams.load(yaml: try Yams.serialize(node: node)))
+    // MARK: - Reading YAML safely
+
+    /// Deeper documents are refused before Yams reads them: its composer recurses once per
+    /// level, and a thread of Swift's pool has a small stack (a spool file of 100 000 `[`
+    /// would crash the agent — and again on every start, as the file is still claimed).
+    public static let maximumDepth = 64
+    /// Documents that stand for more values than this, counting every use of an alias, are
+    /// refused: a few lines of nested aliases can stand for billions.
+    public static let maximumValues = 100_000
+
+    /// `yaml` composed into nodes, once its nesting and size are known to be sane.
+    static func compose(_ yaml: String, source: String, invalid: String = "invalid YAML") throws -> Node? {
+        guard nestingBound(yaml) <= maximumDepth else {
+            throw WorkflowError.invalid("\(source): nested more than \(maximumDepth) levels deep")
+        }
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch let error as YamlError {
+            throw WorkflowError.invalid("\(source): \(invalid): \(yamlMessage(error))")
+        }
+        if let root {
+            var budget = maximumValues
+            guard fits(root, depth: 0, budget: &budget) else {
+                throw WorkflowError.invalid("\(source): stands for more than \(maximumValues) values or \(maximumDepth) levels (aliases used over and over?)")
+            }
+        }
+        return root
+    }
+
+    /// Whether `node`, with aliases expanded, stays within the depth and the value budget.
+    private static func fits(_ node: Node, depth: Int, budget: inout Int) -> Bool {
+        budget -= 1
+        guard budget >= 0, depth <= maximumDepth else { return false }
+        switch node {
+        case .scalar: return true
+        case .sequence(let sequence): return sequence.allSatisfy { fits($0, depth: depth + 1, budget: &budget) }
+        case .mapping(let mapping):
+            return mapping.allSatisfy { fits($0.key, depth: depth + 1, budget: &budget) && fits($0.value, depth: depth + 1, budget: &budget) }
+        }
+    }
+
+    /// An upper bound on how deeply `yaml` nests, from its text alone: block levels (steps of
+    /// indentation, and `- `, `? `, `: ` indicators opening a line) plus open flow brackets.
+    /// Quoted text and comments are skipped; brackets in a block scalar (a shell script) count
+    /// too, which can only raise the bound.
+    static func nestingBound(_ yaml: String) -> Int {
+        let space = UInt8(ascii: " "), hash = UInt8(ascii: "#")
+        let indicators: Set<UInt8> = [UInt8(ascii: "-"), UInt8(ascii: "?"), UInt8(ascii: ":")]
+        let opensQuoteAfter: Set<UInt8> = [UInt8(ascii: ":"), UInt8(ascii: "-"), UInt8(ascii: "["), UInt8(ascii: "{"),
+                                           UInt8(ascii: ","), UInt8(ascii: "?")]
+        var deepest = 0, flow = 0
+        var indents: [Int] = []
+        for line in yaml.utf8.split(separator: UInt8(ascii: "\n")) {
+            let bytes = Array(line)
+            var i = 0
+            while i < bytes.count, bytes[i] == space { i += 1 }
+            guard i < bytes.count, bytes[i] != hash, bytes[i] != UInt8(ascii: "\r") else { continue }
+            var level = flow
+            if flow == 0 {
+                while let last = indents.last, last > i { indents.removeLast() }
+                if indents.last != i { indents.append(i) }
+                level = indents.count
+                while i + 1 < bytes.count, indicators.contains(bytes[i]), bytes[i + 1] == space {
+                    level += 1
+                    i += 2
+                    while i < bytes.count, bytes[i] == space { i += 1 }
+                }
+            } else {
+                level = indents.count + flow
+            }
+            deepest = max(deepest, level)
+            var quote: UInt8? = nil
+            var previous = space
+            while i < bytes.count {
+                let byte = bytes[i]
+                if let open = quote {
+                    if byte == UInt8(ascii: "\\"), open == UInt8(ascii: "\"") { i += 1 } else if byte == open { quote = nil }
+                } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+                    // A quote opens a quoted scalar only where a value begins; in `it's` it is text.
+                    if previous == space || opensQuoteAfter.contains(previous) { quote = byte }
+                } else if byte == hash, previous == space {
+                    break
+                } else if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") {
+                    flow += 1
+                    level += 1
+                    deepest = max(deepest, level)
+                } else if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") {
+                    flow = max(0, flow - 1)
+                    level -= 1
+                }
+                if byte != space { previous = byte }
+                i += 1
+            }
+        }
+        return deepest
+    }
+
+    /// A YAML node's value as JSON: null, booleans and numbers as YAML 1.1 resolves them,
+    /// everything else as its text (a date like `2024-01-01` stays the string it was written).
+    /// Only called on composed documents, which `fits` has bounded.
+    private static func jsonValue(_ node: Node, source: String) throws -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            let tag = node.tag
+            if tag == Tag(.null) { return .null }
+            if tag == Tag(.bool), let value = node.bool { return .bool(value) }
+            if tag == Tag(.int), let value = node.int { return .number(Double(value)) }
+            if tag == Tag(.float), let value = node.float {
+                guard value.isFinite else {
+                    let mark = node.mark.map { ":\($0.line):\($0.column)" } ?? ""
+                    throw WorkflowError.invalid("\(source)\(mark): '\(scalar.string)' is not a number JSON can carry")
+                }
+                return .number(value)
+            }
+            return .string(scalar.string)
+        case .sequence(let sequence):
+            return .array(try sequence.map { try jsonValue($0, source: source) })
+        case .mapping(let mapping):
+            var object: [String: JSONValue] = [:]
+            for (key, value) in mapping { object[key.string ?? "\(key.any)"] = try jsonValue(value, source: source) }
+            return .object(object)
+        }
     }
 
     /// One `KEY=VALUE`: the key, and the value as a YAML node (nothing after `=`: the empty string).
@@ -151,11 +265,7 @@ public enum WorkflowParser {
             throw WorkflowError.invalid("parameter '\(assignment)': expected KEY=VALUE")
         }
         let key = String(assignment[..<equals]), text = String(assignment[assignment.index(after: equals)...])
-        do {
-            return (key, try Yams.compose(yaml: text) ?? Node("", Tag(.str), .singleQuoted))
-        } catch let error as YamlError {
-            throw WorkflowError.invalid("parameter '\(key)': invalid YAML value: \(yamlMessage(error))")
-        }
+        return (key, try compose(text, source: "parameter '\(key)'", invalid: "invalid YAML value") ?? Node("", Tag(.str), .singleQuoted))
     }
 
     static func yamlMessage(_ error: YamlError) -> String {
