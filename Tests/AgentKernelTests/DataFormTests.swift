@@ -31,6 +31,20 @@ import Testing
         #expect(throws: Never.self) { try form.validate(["name": ["n"], "mode": ["fast"], "flag": ["true"]]) }
     }
 
+    /// `agentctl run JID ping jid= jid=a@b.c` once crashed the agent: "required" was met by the
+    /// second value, the handler read the first (empty) one.
+    @Test func singleValuedFieldsTakeOneValueAndRequiredMeansThatOne() {
+        #expect(throws: StanzaError(.badRequest, "field 'name' takes one value")) { try form.validate(["name": ["", "n"]]) }
+        #expect(throws: StanzaError(.badRequest, "field 'owner' takes one value")) {
+            try form.validate(["name": ["n"], "owner": ["", "a@b.c"]])
+        }
+        #expect(throws: StanzaError(.badRequest, "field 'flag' takes one value")) { try form.validate(["name": ["n"], "flag": ["true", "false"]]) }
+        #expect(throws: StanzaError(.badRequest, "field 'name' is required")) { try form.validate(["name": [""]]) }
+        let multi = DataForm(.form, fields: [.init("jids", type: .jidMulti, required: true)])
+        #expect(throws: Never.self) { try multi.validate(["jids": ["", "a@b.c"]]) }
+        #expect(throws: StanzaError(.badRequest, "field 'jids' is required")) { try multi.validate(["jids": [""]]) }
+    }
+
     @Test func rejectsFormsOfUnknownType() {
         let bad = XMLElement("x", xmlns: NS.dataForms, ["type": "weird"])
         #expect(throws: StanzaError.self) { try DataForm(parsing: bad) }

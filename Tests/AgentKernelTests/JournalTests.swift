@@ -39,6 +39,28 @@ import Testing
     }
 
     /// After a checkpoint (a clean stop does one) the database file alone holds everything.
+    /// `cancel 3f` once cancelled whichever workflow starting with 3f came first.
+    @Test func anIdPrefixFindsOneWorkflowOrIsRefused() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try Journal(path: dir + "/journal.sqlite")
+        for id in ["3f2a00000001", "3f9b00000002", "a1_b00000003"] {
+            var document = Self.document("w")
+            document.id = id
+            #expect(try journal.accept(document, seq: 0))
+        }
+        #expect(try journal.entries(workflow: "3f2").map(\.document.id) == ["3f2a00000001"])
+        #expect(try journal.entries(workflow: "3f9b00000002").map(\.document.id) == ["3f9b00000002"])
+        #expect(throws: WorkflowError.invalid("'3f' is the start of several workflow ids (3f2a00000001, 3f9b00000002); give more of it")) {
+            try journal.entries(workflow: "3f")
+        }
+        // What is typed is text, not a LIKE pattern.
+        #expect(try journal.entries(workflow: "3%").isEmpty)
+        #expect(try journal.entries(workflow: "a1%").isEmpty)
+        #expect(try journal.entries(workflow: "a1_").map(\.document.id) == ["a1_b00000003"])
+        #expect(try journal.entries(workflow: "ff").isEmpty)
+    }
+
     @Test func checkpointLeavesACompleteDatabaseFile() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

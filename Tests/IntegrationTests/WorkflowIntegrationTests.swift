@@ -120,6 +120,30 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await agent.stop()
     }
 
+    /// A cancel used to end the entry while its step waited for a slot; the waiting task then
+    /// took the slot, overwrote the end with `running` and ran the step.
+    @Test func aWorkflowCancelledWhileItsStepWaitsForASlotNeverRunsIt() async throws {
+        let counter = Locked<[String: Int]>([:])
+        try await cluster.account("single")
+        var settings = cluster.settings("single", modules: [], trusted: ["ops@baton.test", "*@baton.test"])
+        settings.concurrency = 1
+        let agent = try await RunningAgent(try Agent(settings: settings, modules: [
+            CountingStep(name: "single", action: "t.slow", counter: counter, delay: .seconds(2))]))
+        #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.slow") } })
+        let first = try agent.agent.engine.submit(pipeline(["t.slow"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { counter.value["\(first.id)#s1"] == 1 })
+        let second = try agent.agent.engine.submit(pipeline(["t.slow"]), by: "ops@baton.test/test")
+        // Its step is accepted and waits for the one slot.
+        #expect(try await eventually(10) { try agent.agent.engine.journal.entries(workflow: second.id).first?.state == .accepted })
+        #expect(try agent.agent.engine.cancel(String(second.id.prefix(8)), by: "ops@baton.test/test") == "cancelling (step about to start)")
+        #expect(try await eventually(20) { try finished(agent.agent, first.id) != nil && finished(agent.agent, second.id) != nil })
+        #expect(try finished(agent.agent, first.id)?.status == .completed)
+        #expect(try finished(agent.agent, second.id)?.status == .cancelled)
+        #expect(counter.value["\(second.id)#s1"] == nil, "the cancelled workflow's step never ran")
+        #expect(try agent.agent.engine.cancel(second.id, by: "ops@baton.test/test") == "already cancelled")
+        try await agent.stop()
+    }
+
     @Test func failedStepsAreRetriedWithinTheirBudget() async throws {
         let runs = Locked<[String: Int]>([:])
         let agent = try await cluster.startAgent("flaky", steps: [FlakyStep(action: "t.flaky", failures: 2, runs: runs)])

@@ -33,7 +33,7 @@ final class KernelModule: AgentModule {
                 .init("jid", type: .jidSingle, label: "JID to ping", required: true),
             ])) { [self] invocation in
                 let agent = try agent
-                let target = invocation.value("jid")!
+                let target = try invocation.required("jid")
                 let start = ContinuousClock.now
                 do {
                     _ = try await agent.connection.request(Stanza.iq(.get, to: target, payload: XMLElement("ping", xmlns: NS.ping)), timeout: 10)

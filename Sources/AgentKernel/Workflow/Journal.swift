@@ -190,9 +190,21 @@ public final class Journal: Sendable {
     }
 
     /// Every entry of a workflow held here, latest step first.
+    /// The entries of one workflow, given by its id or the first characters of it, latest
+    /// step first. A prefix that several workflows share is refused with their ids: acting on
+    /// one of them at random (`cancel 3f`) would be worse than asking for more characters.
     public func entries(workflow: String) throws -> [Entry] {
         try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow LIKE ? ORDER BY seq DESC", arguments: [workflow + "%"]).map(Self.entry)
+            let exact = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow = ? ORDER BY seq DESC", arguments: [workflow])
+            if !exact.isEmpty || workflow.isEmpty { return try exact.map(Self.entry) }
+            // substr rather than LIKE: '%' and '_' in what was typed are characters, not patterns.
+            let ids = try String.fetchAll(db, sql: "SELECT DISTINCT workflow FROM custody WHERE substr(workflow, 1, ?) = ? LIMIT 6",
+                                          arguments: [workflow.count, workflow])
+            guard ids.count <= 1 else {
+                throw WorkflowError.invalid("'\(workflow)' is the start of several workflow ids (\(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", …" : "")); give more of it")
+            }
+            guard let id = ids.first else { return [] }
+            return try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow = ? ORDER BY seq DESC", arguments: [id]).map(Self.entry)
         }
     }
 

@@ -58,11 +58,7 @@ final class SpoolWatcher: Sendable {
         let original = parts.dropLast(2).joined(separator: ".")
         let claimID = parts.dropLast().last ?? "x"
         do {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: claimed.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                throw WorkflowError.invalid("\(original) is not a regular file")
-            }
-            let data = try Data(contentsOf: claimed)
+            let data = try Self.readDroppedFile(claimed.path, name: original, limit: WorkflowParser.maximumBytes)
             let document = try WorkflowParser.parse(data: data, source: original)
             // The id derives from the claim, so finishing a claim after a crash cannot submit twice.
             let id = String(WorkflowDirectoryHash.hex(of: claimed.lastPathComponent).prefix(12))
@@ -81,6 +77,40 @@ final class SpoolWatcher: Sendable {
             }
             logger.warning("spool: \(original) rejected: \(error)")
         }
+    }
+}
+
+extension SpoolWatcher {
+    /// The bytes of a file dropped into the spool, read only if it is a regular file of at most
+    /// `limit` bytes. A symbolic link is not followed (`incoming/x -> /dev/zero` would read
+    /// for ever; `-> /etc/shadow` would read what the dropper cannot), a FIFO does not block
+    /// the spool, and the size is known before a byte is read.
+    static func readDroppedFile(_ path: String, name: String, limit: Int) throws -> Data {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ELOOP { throw WorkflowError.invalid("\(name) is a symbolic link; drop the workflow file itself") }
+            throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw WorkflowError.invalid("\(name) is not a regular file (a directory, FIFO, socket or device); drop the workflow file itself")
+        }
+        guard Int(status.st_size) <= limit else { throw WorkflowError.tooLarge(bytes: Int(status.st_size), limit: limit) }
+        // Read to the end, but never more than the limit allows: the file may still grow.
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while data.count <= limit {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        guard data.count <= limit else { throw WorkflowError.tooLarge(bytes: data.count, limit: limit) }
+        return data
     }
 }
 

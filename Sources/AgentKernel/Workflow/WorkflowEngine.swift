@@ -22,7 +22,11 @@ public final class WorkflowEngine: Sendable {
         var busy: Set<String> = []
         var cancelRequested: Set<String> = []
         var running: [String: Task<StepOutcome, Error>] = [:]
+        /// Parked entries: when to try routing each again (see `park`).
+        var parkedRetry: [String: (delay: Duration, at: ContinuousClock.Instant)] = [:]
     }
+    /// The longest wait between two tries of a parked workflow whose agents keep refusing it.
+    static let maximumParkedRetryDelay = Duration.seconds(60)
     private let scheduling = Mutex(Scheduling())
     /// How many times a step may be cut short by its agent's crash before the workflow fails.
     static let maximumInterruptedRuns = 3
@@ -108,22 +112,38 @@ public final class WorkflowEngine: Sendable {
     }
 
     /// Cancels a workflow held here; returns the entry's state or nil if not held here.
+    ///
+    /// An entry no task is working on is ended here and now. One that a task holds — its step
+    /// waiting for a slot or running, or its hand-off under way — is left to that task, which
+    /// looks for the request at each point where it could go on: ending it from here would be
+    /// overwritten by the task's next write, and the workflow would carry on.
     public func cancel(_ workflow: String, by who: String) throws -> String? {
         guard let entry = try journal.entries(workflow: workflow).first else { return nil }
         switch entry.state {
         case .handed: return "handed to \(entry.target ?? "?")"
         case .finished: return "already \(entry.document.status.rawValue)"
-        case .running:
-            scheduling.withLock {
-                $0.cancelRequested.insert(entry.document.id)
-                $0.running[key(entry.document.id, entry.seq)]?.cancel()
-            }
-            return "cancelling (step running)"
-        default:
-            try finish(entry, status: .cancelled, reason: "cancelled by \(who)")
-            return "cancelled"
+        default: break
         }
+        let id = entry.document.id, k = key(id, entry.seq)
+        let idle = scheduling.withLock { s -> Bool in
+            s.cancelRequested.insert(id)
+            s.running[k]?.cancel()
+            // Taking the entry as busy keeps the pump from starting a task on it meanwhile.
+            return s.busy.insert(k).inserted
+        }
+        guard idle else {
+            switch entry.state {
+            case .running: return "cancelling (step running)"
+            case .handing, .routing: return "cancelling (being handed on; cancelled where it arrives if already sent)"
+            default: return "cancelling (step about to start)"
+            }
+        }
+        defer { scheduling.withLock { _ = $0.busy.remove(k) } }
+        try finish(entry, status: .cancelled, reason: "cancelled by \(who)")
+        return "cancelled"
     }
+
+    private func isCancelRequested(_ workflow: String) -> Bool { scheduling.withLock { $0.cancelRequested.contains(workflow) } }
 
     /// Resumes everything the journal holds (after a crash or restart) and keeps retrying
     /// parked work until `stop`.
@@ -137,21 +157,32 @@ public final class WorkflowEngine: Sendable {
             logger.error("cannot read the journal: \(error)")
         }
         var lastPrune = ContinuousClock.now
+        var lastCapable: Set<String> = []
         while !Task.isCancelled {
             // Hand-offs that no task is working on (their connection dropped) are retried at
             // once; parked work waits until an agent offering its next action is online.
             let idle = { (keys: [(workflow: String, seq: Int)]) in
                 self.scheduling.withLock { s in keys.filter { !s.busy.contains(self.key($0.workflow, $0.seq)) } }
             }
+            let parked = (try? journal.entries(in: [.parked])) ?? []
+            let actions = Set(parked.compactMap { $0.document.currentStep?.action })
             if idle((try? journal.keys(in: [.handing, .routing])) ?? []).isEmpty {
-                let parked = (try? journal.entries(in: [.parked])) ?? []
-                let actions = Set(parked.compactMap { $0.document.currentStep?.action })
                 _ = await directory.wait(timeout: 5) { peers in
                     peers.contains { peer in peer.online && actions.contains { peer.description.actions.contains($0) } }
                 }
             }
             if Task.isCancelled { break }
+            // A parked workflow is tried again when its wait is over, or at once when the agents
+            // that could take it change (one came online, one went away).
+            let capable = Set(await directory.all.filter { peer in peer.online && !actions.isDisjoint(with: peer.description.actions) }.map(\.jid))
+            if capable != lastCapable {
+                scheduling.withLock { $0.parkedRetry.removeAll() }
+                lastCapable = capable
+            }
+            let parkedKeys = Set(parked.map { key($0.document.id, $0.seq) }), now = ContinuousClock.now
             for (workflow, seq) in idle((try? journal.keys(in: [.parked, .handing, .routing])) ?? []) {
+                let k = key(workflow, seq)
+                if parkedKeys.contains(k), let at = scheduling.withLock({ $0.parkedRetry[k]?.at }), at > now { continue }
                 schedule(workflow: workflow, seq: seq)
             }
             if ContinuousClock.now - lastPrune > .seconds(10) {
@@ -267,7 +298,11 @@ public final class WorkflowEngine: Sendable {
             })
         let started = Date()
         let task = Task { try await runner.run(invocation) }
-        scheduling.withLock { $0.running[key(document.id, entry.seq)] = task }
+        scheduling.withLock { s in
+            s.running[key(document.id, entry.seq)] = task
+            // A cancel that came between the check above and now found no task to stop.
+            if s.cancelRequested.contains(document.id) { task.cancel() }
+        }
         // The workflow's time limit also bounds the step: past it, the step is cancelled.
         let overtime = Locked(false)
         let limitWatch = document.deadline.map { deadline in
@@ -284,6 +319,14 @@ public final class WorkflowEngine: Sendable {
         var trail = WorkflowDocument.TrailEntry(step: step.id, action: step.action, agent: me(), attempt: attempt, started: started,
                                                 finished: Date(), status: "done", outputs: [:])
         switch result {
+        case .success(let outcome) where isCancelRequested(document.id):
+            // The step finished despite the request (it did not stop when cancelled): keep its
+            // result in the trail, but go no further.
+            trail.outputs = outcome.outputs
+            trail.logTail = outcome.logTail
+            document.trail.append(trail)
+            try finish(Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date()),
+                       status: .cancelled, reason: "cancelled while \(step.id) was running")
         case .success(let outcome):
             trail.outputs = outcome.outputs
             trail.logTail = outcome.logTail
@@ -322,10 +365,13 @@ public final class WorkflowEngine: Sendable {
                 return
             }
             events.report(WorkflowEvent(.failed, document: document, agent: me(), step: step, elapsed: elapsed, message: "\(error)"), to: document)
-            if attempt <= document.onFailure.retries {
+            // Only failures spend `retries`: an attempt cut short by this agent's crash left no
+            // trail entry and does not count (see `maximumInterruptedRuns` for those).
+            let failures = document.trail.filter { $0.step == step.id && $0.status == "failed" }.count
+            if failures <= document.onFailure.retries {
                 try journal.update(document, seq: entry.seq, state: .accepted)
                 events.report(WorkflowEvent(.retrying, document: document, agent: me(), step: step,
-                                            message: "attempt \(attempt + 1) of \(document.onFailure.retries + 1)"), to: document, chat: false)
+                                            message: "retry \(failures) of \(document.onFailure.retries)"), to: document, chat: false)
                 scheduling.withLock { _ = $0.busy.remove(key(document.id, entry.seq)) }
                 schedule(document, seq: entry.seq, state: .accepted)
                 return
@@ -394,9 +440,15 @@ public final class WorkflowEngine: Sendable {
             try journal.update(document, json: json, seq: entry.seq, state: .handing, target: target)
             let handoff = try HandoffStanzas.handoff(document, json: json)
             for attempt in 1...3 {
+                if isCancelRequested(document.id) {
+                    try finish(Journal.Entry(document: document, seq: entry.seq, state: .handing, target: target, updated: Date()),
+                               status: .cancelled, reason: "cancelled before step \(step.id) was handed on")
+                    return
+                }
                 do {
                     _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
                     try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
+                    if isCancelRequested(document.id) { forwardCancel(of: document, to: target) }
                     let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
                                          started: started, duration: .now - started)
                     handoffObservers.notify(record)
@@ -421,13 +473,39 @@ public final class WorkflowEngine: Sendable {
                  reason: "every agent offering \(step.action) refused or did not answer: \(refusals.joined(separator: "; "))")
     }
 
+    /// A cancel that arrived while the hand-off was under way: the receiver holds the workflow
+    /// now, so the request goes there (this agent is trusted by it: it just took our hand-off).
+    private func forwardCancel(of document: WorkflowDocument, to target: String) {
+        let control = ControlClient(connection: connection, pubsubService: settings.pubsubService)
+        let logger = logger
+        Task {
+            do {
+                let outcome = try await control.run(target, node: "cancel", values: ["id": [document.id]])
+                logger.info("cancel of \(document.shortName) passed on to \(target): \(outcome.form?["outcome"] ?? "done")")
+            } catch {
+                logger.warning("cancel of \(document.shortName) could not be passed on to \(target): \(error)")
+            }
+        }
+    }
+
     private func park(_ entry: Journal.Entry, reason: String) throws {
         var document = entry.document
         let wasParked = entry.state == .parked
         // Still parked, for the same reason, after the periodic retry: nothing new to record
         // (rewriting it would cost a write per parked workflow every few seconds and make it
         // look recently changed in `wf list`).
-        if wasParked, document.status == .parked, document.reason == reason { return }
+        // Each such try waits twice as long as the one before (1 s, 2 s, … 60 s): an agent that
+        // refuses the hand-off (e.g. the sender is not in its `trusted`) would otherwise be
+        // sent the whole document five times a second.
+        let k = key(document.id, entry.seq)
+        if wasParked, document.status == .parked, document.reason == reason {
+            scheduling.withLock { s in
+                let delay = min((s.parkedRetry[k]?.delay ?? .milliseconds(500)) * 2, Self.maximumParkedRetryDelay)
+                s.parkedRetry[k] = (delay, .now + delay)
+            }
+            return
+        }
+        scheduling.withLock { $0.parkedRetry[k] = (.seconds(1), .now + .seconds(1)) }
         document.status = .parked
         document.reason = reason
         try journal.update(document, seq: entry.seq, state: .parked)

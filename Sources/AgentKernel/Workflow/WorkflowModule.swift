@@ -33,6 +33,11 @@ struct WorkflowModule: AgentModule {
         }
     }
 
+    /// `body`, with what the journal refuses (an ambiguous id prefix) answered `bad-request`.
+    static func badRequest<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as WorkflowError { throw StanzaError(.badRequest, "\(error)") }
+    }
+
     var commands: [AdHocCommand] {
         [
             AdHocCommand(node: "submit", name: "Submit a workflow", stages: [{ _ in
@@ -51,8 +56,8 @@ struct WorkflowModule: AgentModule {
             AdHocCommand(node: "cancel", name: "Cancel a workflow", form: DataForm(.form, title: "Cancel", fields: [
                 .init("id", label: "Workflow id (or its first characters)", required: true),
             ])) { invocation in
-                let id = invocation.value("id")!
-                guard let outcome = try engine.cancel(id, by: invocation.from) else {
+                let id = try invocation.required("id")
+                guard let outcome = try Self.badRequest({ try engine.cancel(id, by: invocation.from) }) else {
                     throw StanzaError(.itemNotFound, "workflow \(id) is not held by \(settings.name)")
                 }
                 return .fields("Cancel", [("id", id), ("outcome", outcome)])
@@ -68,9 +73,10 @@ struct WorkflowModule: AgentModule {
             AdHocCommand(node: "where", name: "Where is a workflow", requiresTrust: false, form: DataForm(.form, fields: [
                 .init("id", label: "Workflow id (or its first characters)", required: true),
             ])) { invocation in
-                let entries = try engine.journal.entries(workflow: invocation.value("id")!)
-                guard !entries.isEmpty else { throw StanzaError(.itemNotFound, "\(settings.name) holds no workflow \(invocation.value("id")!)") }
-                return CommandResult(form: DataForm(.result, title: "Workflow \(invocation.value("id")!) on \(settings.name)",
+                let id = try invocation.required("id")
+                let entries = try Self.badRequest { try engine.journal.entries(workflow: id) }
+                guard !entries.isEmpty else { throw StanzaError(.itemNotFound, "\(settings.name) holds no workflow \(id)") }
+                return CommandResult(form: DataForm(.result, title: "Workflow \(id) on \(settings.name)",
                     fields: [.init("document", type: .textMulti, values: [try entries[0].document.json()])],
                     reported: [.init("id"), .init("name"), .init("step"), .init("state"), .init("status"), .init("target"), .init("updated")],
                     items: entries.map(Self.row)))

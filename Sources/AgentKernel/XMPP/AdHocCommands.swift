@@ -35,6 +35,12 @@ public struct CommandInvocation: Sendable {
     public let from: String
     public let values: [String: [String]]
     public func value(_ name: String) -> String? { values[name]?.first.flatMap { $0.isEmpty ? nil : $0 } }
+    /// The value of a field the form marks required (the form's check has made sure it is
+    /// there); `bad-request` naming the field rather than a crash should a form ever not say so.
+    public func required(_ name: String) throws -> String {
+        guard let value = value(name) else { throw StanzaError(.badRequest, "field '\(name)' is required") }
+        return value
+    }
     public init(from: String, values: [String: [String]]) { self.from = from; self.values = values }
 }
 

@@ -15,6 +15,14 @@ public struct DataForm: Sendable, Equatable {
             case jidMulti = "jid-multi", jidSingle = "jid-single"
             case listMulti = "list-multi", listSingle = "list-single"
             case textMulti = "text-multi", textPrivate = "text-private", textSingle = "text-single"
+
+            /// Whether a submitted form may give this field at most one value (XEP-0004 §3.3).
+            public var takesOneValue: Bool {
+                switch self {
+                case .boolean, .hidden, .jidSingle, .listSingle, .textPrivate, .textSingle: true
+                case .fixed, .jidMulti, .listMulti, .textMulti: false
+                }
+            }
         }
         public var variable: String?
         public var type: FieldType?
@@ -132,7 +140,10 @@ public struct DataForm: Sendable, Equatable {
         for field in fields {
             guard let name = field.variable, field.type != .fixed else { continue }
             let given = values[name] ?? []
-            if field.required && given.allSatisfy({ $0.isEmpty }) {
+            let takesOne = (field.type ?? .textSingle).takesOneValue  // no type: text-single (XEP-0004)
+            if takesOne && given.count > 1 { throw StanzaError(.badRequest, "field '\(name)' takes one value") }
+            // A single-valued field's one value is what handlers read: it must be the one given.
+            if field.required && (takesOne ? (given.first ?? "").isEmpty : given.allSatisfy({ $0.isEmpty })) {
                 throw StanzaError(.badRequest, "field '\(name)' is required")
             }
             switch field.type {
@@ -146,15 +157,10 @@ public struct DataForm: Sendable, Equatable {
                         throw StanzaError(.badRequest, "field '\(name)': '\(v)' is not one of \(field.options.joined(separator: ", "))")
                     }
                 }
-                if field.type == .listSingle && given.count > 1 {
-                    throw StanzaError(.badRequest, "field '\(name)' takes one value")
-                }
             case .jidSingle, .jidMulti:
                 for v in given where !v.isEmpty && JID(v) == nil {
                     throw StanzaError(.badRequest, "field '\(name)': '\(v)' is not a JID")
                 }
-            case .textSingle, .textPrivate, .hidden:
-                if given.count > 1 { throw StanzaError(.badRequest, "field '\(name)' takes one value") }
             default: break
             }
         }
