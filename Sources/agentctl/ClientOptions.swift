@@ -9,8 +9,14 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Credentials file (YAML: jid, password|password_file, server, tls, pubsub).")
     var config: String?
 
-    @Option(name: .long, help: "Seconds to wait for each reply.")
+    @Option(name: .long, help: "Seconds to wait for each reply (more than 0, at most 3600).")
     var timeout: Double = 15
+
+    func validate() throws {
+        guard timeout.isFinite, timeout > 0, timeout <= 3600 else {
+            throw ValidationError("--timeout must be seconds, more than 0 and at most 3600 (got \(timeout))")
+        }
+    }
 
     func settings() throws -> AgentSettings {
         let environment = ProcessInfo.processInfo.environment
@@ -30,7 +36,11 @@ struct ClientOptions: ParsableArguments {
                 port = p
             }
         }
-        let tls = ConnectionSettings.TLSPolicy(rawValue: environment["BATON_TLS"] ?? "verify") ?? .verify
+        let tlsText = environment["BATON_TLS"] ?? "verify"
+        // A typo must not silently mean something else (here: verify, when trust-any was meant).
+        guard let tls = ConnectionSettings.TLSPolicy(rawValue: tlsText) else {
+            throw CLIError("BATON_TLS '\(tlsText)' is not a TLS policy (verify or trust-any)")
+        }
         return AgentSettings(name: "agentctl", connection: ConnectionSettings(jid: jid, password: password, host: host, port: port, tls: tls),
                              pubsubService: environment["BATON_PUBSUB"])
     }

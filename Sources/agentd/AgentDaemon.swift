@@ -42,6 +42,9 @@ struct AgentDaemon: AsyncParsableCommand {
             FileHandle.standardError.write("agentd: cannot open the journal in \(settings.stateDirectory): \(error)\n".data(using: .utf8)!)
             throw ExitCode(2)
         }
+        if settings.stateDirectory == AgentSettings.temporaryStateDirectory(name: settings.name) {
+            agent.logger.warning("no state_dir in \(config): the journal is in \(settings.stateDirectory), which the system may clean; set state_dir to keep workflows across reboots")
+        }
         // SIGTERM/SIGINT: a graceful shutdown (see AgentService), not an abrupt exit.
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: AgentService(agent))], gracefulShutdownSignals: [.sigterm, .sigint], logger: agent.logger))

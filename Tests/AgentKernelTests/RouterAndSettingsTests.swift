@@ -79,8 +79,18 @@ import Testing
             try AgentSettings.parse(yaml: "jid: a@b\n", file: "a.yaml")
         }
         #expect(throws: ConfigError.self) { try AgentSettings.parse(yaml: "jid: [unclosed\n", file: "a.yaml") }
-        #expect(throws: ConfigError(file: "a.yaml", "'tls.policy' must be 'verify' or 'trust-any', not 'none'")) {
+        #expect(throws: ConfigError(file: "a.yaml", "line 3: 'tls.policy' must be 'verify' or 'trust-any', not 'none'")) {
             try AgentSettings.parse(yaml: "jid: a@b\npassword: x\ntls: {policy: none}\n", file: "a.yaml")
+        }
+        // A misspelt key inside tls: was silently ignored (and verification stayed as it was).
+        #expect(throws: ConfigError(file: "a.yaml", "line 3: unknown setting 'tls.polcy' (known: ca_file, policy)")) {
+            try AgentSettings.parse(yaml: "jid: a@b\npassword: x\ntls: {polcy: trust-any}\n", file: "a.yaml")
+        }
+        #expect(throws: ConfigError(file: "a.yaml", "line 3: 'module_settings' must be a mapping of module name to its settings")) {
+            try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nmodule_settings: [lifecycle]\n", file: "a.yaml")
+        }
+        #expect(throws: ConfigError(file: "a.yaml", "line 1: 'jid' is required and must look like name@domain[/resource]")) {
+            try AgentSettings.parse(yaml: "jid: nodomain\npassword: x\n", file: "a.yaml")
         }
         #expect(throws: ConfigError.self) { try AgentSettings.parse(yaml: "jid: a@b\npassword: x\nserver: {port: 99999}\n", file: "a.yaml") }
     }

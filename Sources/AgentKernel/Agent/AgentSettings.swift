@@ -41,10 +41,16 @@ public struct AgentSettings: Sendable, Equatable {
         self.modules = modules
         self.trusted = trusted
         self.concurrency = concurrency
-        self.stateDirectory = stateDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(name)").path
+        self.stateDirectory = stateDirectory ?? Self.temporaryStateDirectory(name: name)
         self.moduleSettings = moduleSettings
         self.workflowsDirectory = workflowsDirectory
         self.spoolDirectory = spoolDirectory
+    }
+
+    /// Where the journal goes when a config names no `state_dir`: fine for trying things out,
+    /// but a temporary directory may be cleaned, and custody with it.
+    public static func temporaryStateDirectory(name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("baton-\(name)").path
     }
 
     public var jid: String { connection.jid }
@@ -94,6 +100,8 @@ extension AgentSettings {
                 throw ConfigError(file: file, "line \(key.mark?.line ?? 0): unknown setting '\(key.string ?? "?")' (known: \(knownKeys.sorted().joined(separator: ", ")))")
             }
         }
+        /// "line N: " for a node that came from the file.
+        func at(_ node: Node?) -> String { node?.mark.map { "line \($0.line): " } ?? "" }
         func string(_ key: String, in map: Node.Mapping? = nil) throws -> String? {
             guard let value = (map ?? root)[key] else { return nil }
             guard let s = value.string, value.scalar != nil else {
@@ -110,12 +118,12 @@ extension AgentSettings {
             }
         }
         guard let jid = try string("jid"), let parsed = JID(jid), parsed.local != nil else {
-            throw ConfigError(file: file, "'jid' is required and must look like name@domain[/resource]")
+            throw ConfigError(file: file, "\(at(root["jid"]))'jid' is required and must look like name@domain[/resource]")
         }
         var password = try string("password")
         if let passwordFile = try string("password_file") {
             guard let data = FileManager.default.contents(atPath: passwordFile), let text = String(data: data, encoding: .utf8) else {
-                throw ConfigError(file: file, "password_file '\(passwordFile)' cannot be read")
+                throw ConfigError(file: file, "\(at(root["password_file"]))password_file '\(passwordFile)' cannot be read")
             }
             password = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
@@ -127,7 +135,7 @@ extension AgentSettings {
         if let server = root["server"] {
             let serverKeys = ["host", "port", "stream_management"]
             guard let map = server.mapping else {
-                throw ConfigError(file: file, "'server' must be a mapping {\(serverKeys.joined(separator: ", "))}")
+                throw ConfigError(file: file, "\(at(server))'server' must be a mapping {\(serverKeys.joined(separator: ", "))}")
             }
             for key in map.keys where !serverKeys.contains(key.string ?? "") {
                 throw ConfigError(file: file, "line \(key.mark?.line ?? 0): unknown setting 'server.\(key.string ?? "?")' (known: \(serverKeys.joined(separator: ", ")))")
@@ -149,10 +157,13 @@ extension AgentSettings {
         var policy = ConnectionSettings.TLSPolicy.verify
         var caFile: String? = nil
         if let tls = root["tls"] {
-            guard let map = tls.mapping else { throw ConfigError(file: file, "'tls' must be a mapping {policy, ca_file}") }
+            guard let map = tls.mapping else { throw ConfigError(file: file, "\(at(tls))'tls' must be a mapping {policy, ca_file}") }
+            for key in map.keys where !["policy", "ca_file"].contains(key.string ?? "") {
+                throw ConfigError(file: file, "\(at(key))unknown setting 'tls.\(key.string ?? "?")' (known: ca_file, policy)")
+            }
             if let raw = try string("policy", in: map) {
                 guard let p = ConnectionSettings.TLSPolicy(rawValue: raw) else {
-                    throw ConfigError(file: file, "'tls.policy' must be 'verify' or 'trust-any', not '\(raw)'")
+                    throw ConfigError(file: file, "\(at(map["policy"]))'tls.policy' must be 'verify' or 'trust-any', not '\(raw)'")
                 }
                 policy = p
             }
@@ -160,11 +171,14 @@ extension AgentSettings {
         }
         var concurrency = 1
         if let c = root["concurrency"] {
-            guard let n = c.int, n >= 1 else { throw ConfigError(file: file, "'concurrency' must be a positive integer") }
+            guard let n = c.int, (1...1024).contains(n) else { throw ConfigError(file: file, "\(at(c))'concurrency' must be a whole number from 1 to 1024") }
             concurrency = n
         }
         var moduleSettings: [String: String] = [:]
-        if let sections = root["module_settings"]?.mapping {
+        if let node = root["module_settings"] {
+            guard let sections = node.mapping else {
+                throw ConfigError(file: file, "\(at(node))'module_settings' must be a mapping of module name to its settings")
+            }
             for (key, value) in sections {
                 if let name = key.string { moduleSettings[name] = try Yams.serialize(node: value) }
             }

@@ -113,7 +113,9 @@ final class StropheSession: @unchecked Sendable {
                 var iq = iq
                 let id = iq.id ?? nextID()
                 iq["id"] = id
-                pending[id] = (continuation, .now + .milliseconds(Int(timeout * 1000)), timeout)
+                // Bounded: a timeout of .infinity or 1e300 would trap when made milliseconds.
+                let millis = timeout.isFinite ? Int(min(max(timeout, 0.001), 86_400) * 1000) : 86_400_000
+                pending[id] = (continuation, .now + .milliseconds(millis), timeout)
                 transmit(iq)
             }
         }
