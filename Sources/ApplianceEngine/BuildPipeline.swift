@@ -170,16 +170,20 @@ public struct BuildPipeline: Sendable {
         for d in ["proc", "sys", "dev", "run", "tmp"] { try mkdir(root.appendingPathComponent(d), d == "tmp" ? 0o1777 : 0o755) }
     }
 
+    /// Copies each `files` entry into the image. Both sides are walked without following
+    /// symlinks (see ConfinedTree): the image's own links point at host paths while we build.
     func applyFiles(_ root: URL) throws {
+        let sources = ConfinedTree(root: recipe.sourceDirectory.path)
+        let image = ConfinedTree(root: root.path)
         for f in recipe.files {
             let src = recipe.sourceURL(f)
             guard FileManager.default.fileExists(atPath: src.path) else { throw BuildError.missingFile(src.path) }
-            let dst = root.appendingPathComponent(String(f.destination.drop { $0 == "/" }))
-            try mkdir(dst.deletingLastPathComponent(), 0o755)
-            try? FileManager.default.removeItem(at: dst)
-            try FileManager.default.copyItem(at: src, to: dst)
-            try FileManager.default.setAttributes([.posixPermissions: f.mode, .ownerAccountID: f.uid, .groupOwnerAccountID: f.gid],
-                                                  ofItemAtPath: dst.path)
+            func refused(_ why: String) -> BuildError { .unsafeFile(source: f.source, destination: f.destination, reason: why) }
+            let data: Data
+            do throws(ConfinedTree.Refusal) { data = try sources.read(f.source) } catch { throw refused("in the recipe directory, \(error.reason)") }
+            do throws(ConfinedTree.Refusal) {
+                try image.write(data, to: f.destination, mode: f.mode, uid: f.uid, gid: f.gid)
+            } catch { throw refused(error.reason) }
         }
     }
 

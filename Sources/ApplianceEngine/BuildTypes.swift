@@ -40,12 +40,15 @@ public enum BuildError: Error, CustomStringConvertible {
     case missingPackage(String, String)
     case missingFile(String)
     case postScriptFailed(String, String)
+    /// A `files` entry (source, destination) that would read or write through a symlink, or the like.
+    case unsafeFile(source: String, destination: String, reason: String)
 
     public var description: String {
         switch self {
         case let .missingPackage(p, why): return "snapshot has no package \(p): \(why)"
         case .missingFile(let f): return "recipe file source not found: \(f)"
         case let .postScriptFailed(n, e): return "post script '\(n)' failed: \(e)"
+        case let .unsafeFile(src, dst, why): return "recipe file '\(src)' → '\(dst)' refused: \(why)"
         }
     }
 }

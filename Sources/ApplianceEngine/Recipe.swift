@@ -55,6 +55,8 @@ public struct Recipe: Codable, Equatable, Sendable {
         public var hostname: String?
         /// Seconds; the VM is killed when it runs longer.
         public var maxLifetime: Int = 300
+        /// Allowed max_lifetime, in seconds: up to a day.
+        public static let maxLifetimeRange = 1...86_400
         /// glideinWMS extra arguments (the part after ####).
         public var args: String?
         public var memoryMB: Int = 256
@@ -87,10 +89,10 @@ public struct Recipe: Codable, Equatable, Sendable {
     public func digest() throws -> String { SHA256Hex.of(data: try canonical()) }
 
     /// Absolute URL of a file entry's source.
-    public func sourceURL(_ entry: FileEntry) -> URL {
-        URL(fileURLWithPath: baseDirectory ?? FileManager.default.currentDirectoryPath)
-            .appendingPathComponent(entry.source)
-    }
+    public func sourceURL(_ entry: FileEntry) -> URL { sourceDirectory.appendingPathComponent(entry.source) }
+
+    /// The directory `files[].source` is relative to.
+    public var sourceDirectory: URL { URL(fileURLWithPath: baseDirectory ?? FileManager.default.currentDirectoryPath) }
 
     /// Digest of the contents of all `files` sources: the build cache key must change when a
     /// file changes even if the recipe text does not.

@@ -198,7 +198,7 @@ struct RecipeLoader {
             else { fail(mn, "context.method '\(s)' unknown (allowed: nocloud, glideinwms, ini)") }
         }
         if let h = m["hostname"] { c.hostname = string(h, "context.hostname", pattern: "^[a-z0-9][a-z0-9-]{0,62}$") }
-        if let l = m["max_lifetime"], let v = int(l, "context.max_lifetime", range: 1...86_400) { c.maxLifetime = v }
+        if let l = m["max_lifetime"], let v = int(l, "context.max_lifetime", range: Recipe.Context.maxLifetimeRange) { c.maxLifetime = v }
         if let a = m["args"] { c.args = string(a, "context.args") }
         if let mm = m["memory_mb"], let v = int(mm, "context.memory_mb", range: 64...65_536) { c.memoryMB = v }
         return c

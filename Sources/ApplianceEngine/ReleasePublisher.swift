@@ -11,7 +11,8 @@ public struct ReleaseInputs: Codable, Sendable, Equatable {
 }
 
 public enum ReleaseError: Error, CustomStringConvertible, Equatable {
-    case invalidName(String)
+    case invalidName(String, field: String)
+    case outsideReleases(String, root: String)
     case versionExists(String)
     case keyInsideRepository(String, String)
     case badKeyFile(String)
@@ -23,7 +24,10 @@ public enum ReleaseError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .invalidName(let n): return "invalid release name component '\(n)'"
+        case let .invalidName(n, field):
+            return "\(field) '\(n)' is not a valid release name: it must start with a letter or digit, use only letters, digits, "
+                + "'.', '_', '+' and '-', and not be 'latest'"
+        case let .outsideReleases(p, root): return "'\(p)' is not a release directory: only directories under \(root) can be verified here"
         case .versionExists(let v): return "release \(v) already published; releases are immutable"
         case let .keyInsideRepository(k, r): return "refusing signing key \(k): it is inside \(r); keep release keys outside any repository"
         case .badKeyFile(let p): return "signing key file \(p) is unreadable or not a base64 ed25519 key"
@@ -55,14 +59,28 @@ public final class ReleasePublisher: Sendable {
 
     public func publicKey() throws -> Curve25519.Signing.PublicKey { try signingKey().publicKey }
 
-    public func channelDir(_ appliance: String, _ channel: String) -> URL {
-        root.appendingPathComponent(appliance).appendingPathComponent(channel)
+    /// releases/<appliance>/<channel>; both names are checked, since they come from requests and
+    /// a '..' or '/' in them would reach any host directory.
+    public func channelDir(_ appliance: String, _ channel: String) throws -> URL {
+        try Self.checkName(appliance, field: "appliance")
+        try Self.checkName(channel, field: "channel")
+        return root.appendingPathComponent(appliance).appendingPathComponent(channel)
     }
 
-    static func checkName(_ s: String) throws {
+    static func checkName(_ s: String, field: String) throws {
         guard s.range(of: "^[A-Za-z0-9][A-Za-z0-9._+-]*$", options: .regularExpression) != nil, s != "latest" else {
-            throw ReleaseError.invalidName(s)
+            throw ReleaseError.invalidName(s, field: field)
         }
+    }
+
+    /// `path` (absolute, or relative to the releases root) as a directory inside the releases
+    /// root, symlinks resolved first so a link cannot lead the check elsewhere.
+    public func releaseDirectory(_ path: String) throws -> URL {
+        let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : root.appendingPathComponent(path)
+        let real = url.standardizedFileURL.resolvingSymlinksInPath().path
+        let base = root.standardizedFileURL.resolvingSymlinksInPath().path
+        guard real.hasPrefix(base + "/") else { throw ReleaseError.outsideReleases(path, root: root.path) }
+        return URL(fileURLWithPath: real)
     }
 
     /// Stages everything beside the final directory and renames it into place: a release is
@@ -70,9 +88,10 @@ public final class ReleasePublisher: Sendable {
     @discardableResult
     public func publish(appliance: String, channel: String, version: String, files: [URL],
                         inputs: ReleaseInputs, trail: Data = Data("{}".utf8)) throws -> URL {
-        for n in [appliance, channel, version] + files.map(\.lastPathComponent) { try Self.checkName(n) }
+        try Self.checkName(version, field: "version")
+        for f in files { try Self.checkName(f.lastPathComponent, field: "file") }
         let key = try signingKey()
-        let dir = channelDir(appliance, channel)
+        let dir = try channelDir(appliance, channel)
         let final = dir.appendingPathComponent(version)
         let fm = FileManager.default
         if fm.fileExists(atPath: final.path) { throw ReleaseError.versionExists("\(appliance)/\(channel)/\(version)") }
@@ -119,22 +138,23 @@ public final class ReleasePublisher: Sendable {
     }
 
     /// Published versions, oldest first (numeric dotted ordering).
-    public func versions(appliance: String, channel: String) -> [String] {
-        let dir = channelDir(appliance, channel)
+    public func versions(appliance: String, channel: String) throws -> [String] {
+        let dir = try channelDir(appliance, channel)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         return names.filter { !$0.hasPrefix(".") && $0 != "latest" }.sorted(by: Self.versionLess)
     }
 
-    public func latest(appliance: String, channel: String) -> String? {
-        try? FileManager.default.destinationOfSymbolicLink(atPath: channelDir(appliance, channel).appendingPathComponent("latest").path)
+    public func latest(appliance: String, channel: String) throws -> String? {
+        let link = try channelDir(appliance, channel).appendingPathComponent("latest")
+        return try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)
     }
 
     /// Points `latest` at the version before the current one.
     @discardableResult
     public func rollback(appliance: String, channel: String) throws -> String {
-        let dir = channelDir(appliance, channel)
-        let all = versions(appliance: appliance, channel: channel)
-        guard let current = latest(appliance: appliance, channel: channel),
+        let dir = try channelDir(appliance, channel)
+        let all = try versions(appliance: appliance, channel: channel)
+        guard let current = try latest(appliance: appliance, channel: channel),
               let previous = all.filter({ Self.versionLess($0, current) }).last else {
             throw ReleaseError.noPreviousVersion("\(appliance)/\(channel)")
         }
@@ -154,8 +174,8 @@ public final class ReleasePublisher: Sendable {
     /// Keeps the newest `retention` versions, and always the one `latest` points at.
     func applyRetention(_ dir: URL) throws {
         let appliance = dir.deletingLastPathComponent().lastPathComponent, channel = dir.lastPathComponent
-        let all = versions(appliance: appliance, channel: channel)
-        let current = latest(appliance: appliance, channel: channel)
+        let all = try versions(appliance: appliance, channel: channel)
+        let current = try latest(appliance: appliance, channel: channel)
         for v in all.dropLast(retention) where v != current {
             let trash = dir.appendingPathComponent(".trash-\(UUID().uuidString)")
             if rename(dir.appendingPathComponent(v).path, trash.path) == 0 { try FileManager.default.removeItem(at: trash) }

@@ -7,6 +7,8 @@ extension Launcher {
     public func runOnce(image: RunOnceImage, command: [String], env: [String: String] = [:],
                         timeout: Double? = nil, collect: [String] = []) async throws -> RunOnceResult {
         guard !command.isEmpty else { throw LauncherError.invalidField("command", reason: "empty command") }
+        for p in collect { try PathResolver.checkNoParentReferences(p, field: "collect") }
+        try NumberLimits.timeoutNanoseconds(timeout)  // before anything is assembled
         var base: String, mounts: [MountSpec] = [], owner = "root", envSpec = "", network = NetworkMode.none
         switch image {
         case .path(let p): base = p
@@ -32,12 +34,7 @@ extension Launcher {
             try bundle.json().write(to: URL(fileURLWithPath: "\(dir)/config.json"))
             let r = try await runtime.runForeground(id: id, bundle: dir, log: logPath(dir), timeout: timeout)
             var files: [String: Data] = [:]
-            for p in collect {
-                let host = fs.resolver.hostPath(p)
-                var st = stat()
-                if lstat(host, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
-                   let d = FileManager.default.contents(atPath: host) { files[p] = d }
-            }
+            for p in collect { files[p] = try fs.resolver.readRegularFile(p, field: "collect") }
             let output = (try? String(contentsOfFile: logPath(dir), encoding: .utf8)) ?? ""
             try await teardown(id: id, dir: dir)
             return RunOnceResult(exitStatus: r.status, output: output, files: files, timedOut: r.timedOut)
@@ -53,6 +50,7 @@ extension Launcher {
     public func runInPlace(root: String, command: [String], env: [String: String] = [:],
                            timeout: Double? = nil) async throws -> RunOnceResult {
         guard !command.isEmpty else { throw LauncherError.invalidField("command", reason: "empty command") }
+        try NumberLimits.timeoutNanoseconds(timeout)
         let id = "inplace-\(Self.shortID())"
         let dir = "\(stateDir)/instances/\(id)"
         do {

@@ -115,10 +115,10 @@ public struct LauncherConfig: Codable, Equatable, Hashable, Sendable {
             r.pids = n
         }
         if let c = o["cpu"] {
-            guard let d = Double(try scalar(c, "limits.cpu")), d > 0 else {
+            guard let d = Double(try scalar(c, "limits.cpu")) else {
                 throw LauncherError.invalidField("limits.cpu", reason: "must be a positive number of CPUs")
             }
-            r.cpus = d
+            r.cpus = try NumberLimits.check(d, "limits.cpu", in: NumberLimits.cpus, unit: "CPUs")
         }
         return r
     }
@@ -140,7 +140,11 @@ public struct LauncherConfig: Codable, Equatable, Hashable, Sendable {
         guard let n = Int64(digits), n > 0 else {
             throw LauncherError.invalidField(field, reason: "'\(s)' is not a size like 268435456 or 256M")
         }
-        return n * mult
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: mult)
+        guard !overflow, NumberLimits.memoryBytes.contains(bytes) else {
+            throw LauncherError.invalidField(field, reason: "'\(s)' is more than 1 PiB (\(NumberLimits.memoryBytes.upperBound) bytes), the largest size allowed")
+        }
+        return bytes
     }
 
     /// One line of `cfginfo`.

@@ -90,7 +90,11 @@ enum CgroupSupport {
             else { warnings.append("limits.pids not applied: the host has no pids cgroup controller") }
         }
         if let c = limits.cpus {
-            if has("cpu", root: root) { res["cpu"] = ["quota": Int64(c * 100_000), "period": 100_000] }
+            // Parsing checked the range; limits made in code are checked again rather than trap.
+            if (try? NumberLimits.check(c, "limits.cpu", in: NumberLimits.cpus, unit: "CPUs")) == nil {
+                warnings.append("limits.cpu not applied: \(NumberLimits.text(c)) is outside \(NumberLimits.text(NumberLimits.cpus.lowerBound))"
+                                + "...\(NumberLimits.text(NumberLimits.cpus.upperBound)) CPUs")
+            } else if has("cpu", root: root) { res["cpu"] = ["quota": Int64(c * 100_000), "period": 100_000] }
             else { warnings.append("limits.cpu not applied: the host has no cpu cgroup controller") }
         }
         return (res.isEmpty ? nil : res, warnings)

@@ -21,6 +21,43 @@ struct PathResolver {
         let (base, rel) = locate(containerPath)
         return ([base] + rel).joined(separator: "/")
     }
+
+    /// Refuses a container path with a `..` component: on the host it would climb out of the
+    /// root file system. `field` names the request field in the error.
+    static func checkNoParentReferences(_ containerPath: String, field: String) throws {
+        if containerPath.split(separator: "/").contains("..") {
+            throw LauncherError.invalidField(field, reason: "'\(containerPath)' contains '..'; name a path inside the container without it")
+        }
+    }
+
+    /// The contents of a regular file the container left at `containerPath`, or nil if there is
+    /// none. The container made its own symlinks, and on the host an absolute one points at host
+    /// files, so every component is checked with lstat and a symlink anywhere is refused.
+    func readRegularFile(_ containerPath: String, field: String) throws -> Data? {
+        try Self.checkNoParentReferences(containerPath, field: field)
+        let components = containerPath.split(separator: "/")
+        let (base, rel) = locate(containerPath)
+        var host = base
+        if rel.isEmpty {  // a file mount itself: its source is the engine's own layer
+            var st = stat()
+            return lstat(host, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? FileManager.default.contents(atPath: host) : nil
+        }
+        for (i, component) in rel.enumerated() {
+            host += "/" + component
+            var st = stat()
+            guard lstat(host, &st) == 0 else { return nil }
+            let kind = st.st_mode & S_IFMT
+            if kind == S_IFLNK {
+                let shown = "/" + components.prefix(components.count - rel.count + i + 1).joined(separator: "/")
+                throw LauncherError.invalidField(field, reason: "'\(containerPath)' goes through '\(shown)', a symlink in the container; "
+                    + "files are collected without following symlinks, so name the real path")
+            }
+            let last = i == rel.count - 1
+            if last ? kind != S_IFREG : kind != S_IFDIR { return nil }
+        }
+        // The container has exited: nothing can swap a component for a link after the checks.
+        return FileManager.default.contents(atPath: host)
+    }
 }
 
 /// The host-side pieces of an instance: overlays mounted, bind list ready.

@@ -17,6 +17,7 @@ enum Subprocess {
     /// Runs `argv`, waits, returns status and combined stdout+stderr.
     static func run(_ argv: [String], stdoutPath: String? = nil, timeout: Double? = nil,
                     onTimeout: (@Sendable () async -> Void)? = nil) async throws -> ProcessResult {
+        let nanoseconds = try NumberLimits.timeoutNanoseconds(timeout)
         let capture = stdoutPath ?? NSTemporaryDirectory() + "baton-sp-\(UUID().uuidString)"
         if stdoutPath == nil || !FileManager.default.fileExists(atPath: capture) {
             _ = FileManager.default.createFile(atPath: capture, contents: nil)
@@ -40,9 +41,9 @@ enum Subprocess {
                 cont.resume(throwing: LauncherError.ioFailure("cannot start \(argv[0]): \(error)"))
                 return
             }
-            if let timeout {
+            if let nanoseconds {
                 Task {
-                    try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+                    try? await Task.sleep(nanoseconds: nanoseconds)
                     if box.isRunning {
                         box.timedOut = true
                         await onTimeout?()

@@ -27,7 +27,7 @@ import Testing
         let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("manifest.json"))) as! [String: Any]
         #expect((manifest["inputs"] as? [String: String])?["recipe_digest"] == inputs.recipeDigest)
         #expect(((manifest["trail"] as? [String: Any])?["steps"] as? [Any])?.count == 1)
-        #expect(pub.latest(appliance: "micro", channel: "stable") == "1.0")
+        #expect(try pub.latest(appliance: "micro", channel: "stable") == "1.0")
         #expect(throws: ReleaseError.versionExists("micro/stable/1.0")) {
             try pub.publish(appliance: "micro", channel: "stable", version: "1.0", files: files, inputs: inputs)
         }
@@ -55,15 +55,48 @@ import Testing
         for v in ["1.0", "1.1", "1.10"] {
             try pub.publish(appliance: "micro", channel: "testing", version: v, files: files, inputs: inputs)
         }
-        #expect(pub.versions(appliance: "micro", channel: "testing") == ["1.1", "1.10"])  // retention 2, numeric order
-        #expect(pub.latest(appliance: "micro", channel: "testing") == "1.10")
+        #expect(try pub.versions(appliance: "micro", channel: "testing") == ["1.1", "1.10"])  // retention 2, numeric order
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.10")
         #expect(try pub.rollback(appliance: "micro", channel: "testing") == "1.1")
-        #expect(pub.latest(appliance: "micro", channel: "testing") == "1.1")
-        try pub.verify(pub.channelDir("micro", "testing").appendingPathComponent("latest"))
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.1")
+        try pub.verify(try pub.channelDir("micro", "testing").appendingPathComponent("latest"))
         #expect(throws: ReleaseError.noPreviousVersion("micro/testing")) { try pub.rollback(appliance: "micro", channel: "testing") }
         // No staging leftovers.
-        let names = try FileManager.default.contentsOfDirectory(atPath: pub.channelDir("micro", "testing").path)
+        let names = try FileManager.default.contentsOfDirectory(atPath: try pub.channelDir("micro", "testing").path)
         #expect(names.sorted() == ["1.1", "1.10", "latest"])
+    }
+
+    /// `releases` and `release-rollback` take appliance and channel from anyone: a '..' there
+    /// must not reach a host directory through any entry point.
+    @Test func badNamesAreRefusedEverywhere() throws {
+        let (pub, _, files, _) = try setup()
+        let parent = ReleaseError.invalidName("../../../../etc", field: "appliance")
+        #expect(parent.description == "appliance '../../../../etc' is not a valid release name: it must start with a letter or digit, "
+            + "use only letters, digits, '.', '_', '+' and '-', and not be 'latest'")
+        #expect(throws: parent) { try pub.versions(appliance: "../../../../etc", channel: "ssh") }
+        #expect(throws: parent) { try pub.latest(appliance: "../../../../etc", channel: "ssh") }
+        #expect(throws: parent) { try pub.rollback(appliance: "../../../../etc", channel: "ssh") }
+        #expect(throws: parent) { try pub.channelDir("../../../../etc", "ssh") }
+        #expect(throws: ReleaseError.invalidName("a/b", field: "channel")) { try pub.versions(appliance: "micro", channel: "a/b") }
+        #expect(throws: ReleaseError.invalidName("..", field: "channel")) {
+            try pub.publish(appliance: "micro", channel: "..", version: "1.0", files: files, inputs: inputs)
+        }
+    }
+
+    @Test func verifyIsConfinedToTheReleasesRoot() throws {
+        let (pub, base, files, _) = try setup()
+        let dir = try pub.publish(appliance: "micro", channel: "stable", version: "1.0", files: files, inputs: inputs)
+        #expect(try pub.releaseDirectory(dir.path).path == dir.resolvingSymlinksInPath().path)
+        #expect(try pub.releaseDirectory("micro/stable/latest").path == dir.resolvingSymlinksInPath().path)
+        let root = base.appendingPathComponent("releases").path
+        #expect(throws: ReleaseError.outsideReleases("/etc", root: root)) { try pub.releaseDirectory("/etc") }
+        #expect(throws: ReleaseError.outsideReleases("../artifacts", root: root)) { try pub.releaseDirectory("../artifacts") }
+        #expect(throws: ReleaseError.outsideReleases(root, root: root)) { try pub.releaseDirectory(root) }
+        // A symlink inside the root does not lead the check out of it.
+        try FileManager.default.createSymbolicLink(atPath: root + "/escape", withDestinationPath: "/etc")
+        #expect(throws: ReleaseError.outsideReleases("escape", root: root)) { try pub.releaseDirectory("escape") }
+        #expect(ReleaseError.outsideReleases("/etc", root: "/r").description
+            == "'/etc' is not a release directory: only directories under /r can be verified here")
     }
 
     @Test func keyInsideReleaseTreeIsRefused() throws {

@@ -91,6 +91,29 @@ import Testing
         }
     }
 
+    /// Collected files are read on the host: neither '..' nor a symlink the container made may
+    /// lead the read out of the container's root file system.
+    @Test func runOnceCollectStaysInsideTheContainer() async throws {
+        try await withEngine { engine, state in
+            await #expect(throws: LauncherError.invalidField("collect", reason: "'/../../../../etc/shadow' contains '..'; "
+                                                             + "name a path inside the container without it")) {
+                _ = try await engine.runOnce(image: .path("basefs.tar.gz"), command: ["true"], collect: ["/../../../../etc/shadow"])
+            }
+            await expectNothingLeft(engine, state)
+
+            // A link to the root on the way, and a link as the collected file itself.
+            for (link, target, collect) in [("/tmp/l", "/", "/tmp/l/etc/passwd"), ("/tmp/p", "/etc/passwd", "/tmp/p")] {
+                let refused = LauncherError.invalidField("collect", reason: "'\(collect)' goes through '\(link)', a symlink in the container; "
+                                                         + "files are collected without following symlinks, so name the real path")
+                await #expect(throws: refused) {
+                    _ = try await engine.runOnce(image: .path("basefs.tar.gz"), command: ["busybox", "ln", "-s", target, link],
+                                                 timeout: 30, collect: [collect])
+                }
+                await expectNothingLeft(engine, state)
+            }
+        }
+    }
+
     @Test func limitsReachTheCgroup() async throws {
         try await withEngine { engine, state in
             try await engine.upload(configJSON(name: "lim", limits: "{\"memory\": \"64M\", \"pids\": 50, \"cpu\": 0.5}"), format: .json)

@@ -92,6 +92,29 @@ struct ConfigTests {
         #expect(warnings.count == 3)
     }
 
+    /// Sizes, CPU counts and timeouts become integers; out-of-range values must be refused with
+    /// the field and the range named, not trap.
+    @Test func outOfRangeNumbersAreRefused() async throws {
+        func limits(_ l: String) -> LauncherError? {
+            parseError(#"{"name":"w","major":"1","minor":"0","base_image":"b","startup_script":"/s","limits":"# + l + "}")
+        }
+        #expect(limits(#"{"memory":"9000000000G"}"#) == .invalidField("limits.memory",
+            reason: "'9000000000G' is more than 1 PiB (1125899906842624 bytes), the largest size allowed"))
+        #expect(limits(#"{"memory":"2000000G"}"#) != nil)  // no overflow, but above 1 PiB
+        #expect(try LauncherConfig.parseBytes("1048576G", field: "m") == 1 << 50)
+        #expect(limits(#"{"cpu":1e15}"#) == .invalidField("limits.cpu", reason: "must be from 0.01 to 1024 CPUs, not 1000000000000000"))
+        #expect(limits(#"{"cpu":"inf"}"#) == .invalidField("limits.cpu", reason: "must be from 0.01 to 1024 CPUs, not inf"))
+        let (resources, warnings) = CgroupSupport.resources(for: ResourceLimits(cpus: .infinity))
+        #expect(resources == nil && warnings == ["limits.cpu not applied: inf is outside 0.01...1024 CPUs"])
+
+        for bad in [-1, 1e20, .infinity, .nan] {
+            await #expect(throws: LauncherError.invalidField("timeout", reason: "must be from 0 to 604800 seconds, not \(NumberLimits.text(bad))")) {
+                _ = try await Subprocess.run(["/bin/true"], timeout: bad)
+            }
+        }
+        #expect(try await Subprocess.run(["/bin/true"], timeout: 5).status == 0)
+    }
+
     @Test func errorDescriptionsNameTheCulprit() {
         #expect(LauncherError.missingField("base_image").description.contains("'base_image'"))
         #expect(LauncherError.imageNotFound("/img/x.tar").description.contains("/img/x.tar"))

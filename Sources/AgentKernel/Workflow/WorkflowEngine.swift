@@ -33,6 +33,14 @@ public final class WorkflowEngine: Sendable {
     private let endObservers = Observers<WorkflowDocument>()
     private let handoffObservers = Observers<Handoff>()
     private let custodyObservers = Observers<Custody>()
+    private let refusalObservers = Observers<Refusal>()
+
+    /// A hand-off the receiver answered with an error (it did not take the workflow).
+    public struct Refusal: Sendable {
+        public var workflow: String
+        public var target: String
+        public var error: StanzaError
+    }
 
     /// One completed hand-off, as the sender saw it.
     public struct Handoff: Sendable {
@@ -209,6 +217,11 @@ public final class WorkflowEngine: Sendable {
         custodyObservers.add(observer)
     }
 
+    /// Calls `observer` whenever an agent refuses a hand-off from this one.
+    public func onRefusal(_ observer: @escaping @Sendable (Refusal) -> Void) {
+        refusalObservers.add(observer)
+    }
+
     private func ended(_ document: WorkflowDocument) { endObservers.notify(document) }
 
     /// Ends the event publisher (called on shutdown, after the engine's pump is cancelled).
@@ -260,8 +273,12 @@ public final class WorkflowEngine: Sendable {
         }
         await limiter.acquire()
         defer { Task { await limiter.release() } }
-        if scheduling.withLock({ $0.cancelRequested.contains(document.id) }) {
-            try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
+        if isCancelRequested(document.id) {
+            // The cancel itself ended the entry if no task held it at that moment (this task may
+            // have been scheduled just after); otherwise it is ended here.
+            if try journal.entry(document.id, seq: entry.seq)?.state != .finished {
+                try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
+            }
             return
         }
         if let deadline = document.deadline, deadline <= Date() {
@@ -457,6 +474,7 @@ public final class WorkflowEngine: Sendable {
                     return
                 } catch let error as StanzaError {
                     refusals.append("\(target): \(error)")
+                    refusalObservers.notify(Refusal(workflow: document.id, target: target, error: error))
                     break
                 } catch ConnectionError.timeout {
                     // Ambiguous: it may have stored it. Ask the same agent again; it dedups.

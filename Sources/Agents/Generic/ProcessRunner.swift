@@ -35,8 +35,12 @@ public struct ProcessRunner: Sendable {
 
     static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
+    /// Allowed `timeout`, in seconds: up to a week.
+    public static let timeoutRange: ClosedRange<Double> = 0.001...604_800
+
     public func run(_ argv: [String], environment: [String: String]? = nil, directory: URL? = nil,
                     timeout: Double, maxOutput: Int = 1 << 20) async throws -> Result {
+        let timeoutMilliseconds = Int(try NumberArgument.checked(timeout, "timeout", in: Self.timeoutRange, unit: "seconds") * 1000)
         let process = Process()
         var argv = argv
         if Self.setpriv != nil {
@@ -68,7 +72,7 @@ public struct ProcessRunner: Sendable {
         let timedOut = Locked(false)
         let pid = process.processIdentifier
         let watchdog = Task {
-            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+            try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
             timedOut.withLock { $0 = true }
             Self.killTree(pid)
         }

@@ -92,7 +92,7 @@ public final class LauncherModule: StepRunner {
 
     /// `test.container`: the recipe's container tests, each a script run in the built root fs.
     private func containerTests(_ invocation: StepInvocation) async throws -> StepOutcome {
-        let recipe = try invocation.resolvedRecipe()
+        let recipe = try invocation.resolvedRecipe(lifecycle)
         let artifacts = try invocation.required("artifacts", from: "build.image")
         let rootfs = try ArtifactJSON.verifiedPath(artifacts["tar"], "rootfs tar", in: try lifecycle.store())
         guard !recipe.tests.container.isEmpty else { throw StepFailure("recipe \(recipe.name) has no tests.container scripts") }
@@ -141,12 +141,12 @@ public final class LauncherModule: StepRunner {
                 return .fields("Uploaded", [("config", "\(config.name) \(config.major) \(config.minor)")])
             },
             AdHocCommand(node: "ctr-cfginfo", name: "List container configs", requiresTrust: false) { [self] _ in
-                Self.lines(await try engine.configs(), empty: "no configs")
+                Self.lines(try await engine.configs(), empty: "no configs")
             },
             AdHocCommand(node: "ctr-launch", name: "Launch an instance", form: form([
                 .init("name", required: true), .init("major", required: true), .init("minor", required: true),
             ])) { [self] invocation in
-                let result = try await launch(invocation.value("name")!, invocation.value("major")!, invocation.value("minor")!)
+                let result = try await launch(invocation.required("name"), invocation.required("major"), invocation.required("minor"))
                 return CommandResult(form: DataForm(.result, fields: [.init("instance", values: [result.instance])]),
                                      notes: result.warnings.map { .init(.warn, $0) })
             },
@@ -154,20 +154,20 @@ public final class LauncherModule: StepRunner {
                 Self.lines(await (try engine).list().map(\.line), empty: "no instances")
             },
             AdHocCommand(node: "ctr-destroy", name: "Destroy an instance", form: form([instance])) { [self] invocation in
-                try await mapErrors { try await engine.destroy(invocation.value("instance")!) }
+                try await mapErrors { try await engine.destroy(invocation.required("instance")) }
                 return .text("Success")
             },
             AdHocCommand(node: "ctr-destroyall", name: "Destroy every instance") { [self] _ in
                 .text(try await mapErrors { try await engine.destroyAll() })
             },
             AdHocCommand(node: "ctr-logs", name: "Instance console log", form: form([instance])) { [self] invocation in
-                .fields("Log", [("log", try await mapErrors { try await engine.logs(invocation.value("instance")!) })])
+                .fields("Log", [("log", try await mapErrors { try await engine.logs(invocation.required("instance")) })])
             },
             AdHocCommand(node: "ctr-exec", name: "Run a command in an instance", form: form([
                 instance, .init("command", label: "Command (sh)", required: true),
             ])) { [self] invocation in
                 let result = try await mapErrors {
-                    try await engine.exec(invocation.value("instance")!, ["/bin/sh", "-c", invocation.value("command")!])
+                    try await engine.exec(invocation.required("instance"), ["/bin/sh", "-c", invocation.required("command")])
                 }
                 return .fields("exec", [("status", String(result.status)), ("output", result.output)])
             },

@@ -31,7 +31,7 @@ public struct BuildModule: StepRunner {
     }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
-        let recipe = try invocation.resolvedRecipe()
+        let recipe = try invocation.resolvedRecipe(settings)
         guard let id = try invocation.required("snapshot_id", from: "repo.snapshot").string else {
             throw StepFailure("snapshot_id is not a string")
         }
@@ -39,7 +39,9 @@ public struct BuildModule: StepRunner {
         do { snapshot = try RepositorySnapshotter(root: settings.repo).open(id: id) } catch {
             throw StepFailure("snapshot \(id) is not in \(settings.repo.path): \(error)")
         }
-        let epoch = invocation.argument("source_date_epoch")?.number.map(Int.init) ?? settings.sourceDateEpoch
+        let epoch = try invocation.argument("source_date_epoch")?.number
+            .map { try NumberArgument.integer($0, "source_date_epoch", in: 0...4_102_444_800, unit: "seconds since 1970 (up to 2100)") }
+            ?? settings.sourceDateEpoch
         let cache = settings.builds
         let progress = invocation.progress
         let runner = postScripts.value

@@ -50,7 +50,7 @@ public struct ConfigurationModule: StepRunner {
                     reported: [.init("name"), .init("version"), .init("profile"), .init("formats")], items: rows))
             },
             AdHocCommand(node: "recipe-show", name: "Show a recipe (canonical form)", requiresTrust: false, form: pick) { invocation in
-                let (recipe, _) = try lookup(invocation.value("recipe")!)
+                let (recipe, _) = try lookup(invocation.required("recipe"))
                 return .fields("Recipe \(recipe.name)", [("digest", try recipe.digest()),
                                                          ("canonical", String(decoding: try recipe.canonical(), as: UTF8.self))])
             },
@@ -67,7 +67,7 @@ public struct ConfigurationModule: StepRunner {
             // What a machine asks its config server for: the canonical config of appliance/version.
             AdHocCommand(node: "config-get", name: "Get an appliance's configuration", requiresTrust: false, form: DataForm(.form, fields: [
                 .init("appliance", label: "Appliance (recipe) name", required: true), .init("version", label: "major.minor")])) { invocation in
-                let (recipe, _) = try lookup(invocation.value("appliance")!)
+                let (recipe, _) = try lookup(invocation.required("appliance"))
                 if let version = invocation.value("version"), version != recipe.version.string {
                     throw StanzaError(.itemNotFound, "\(recipe.name) is at version \(recipe.version.string), not \(version)")
                 }

@@ -62,6 +62,18 @@ struct LifecycleSettings: Sendable {
         }
         throw StepFailure("no recipe '\(name)' in \(recipes.path)")
     }
+
+    /// A recipe path handed over in a workflow document, refused unless it is inside the recipes
+    /// directory: the document travels between agents and a crafted one could name any file.
+    func recipeFile(_ path: String) throws -> URL {
+        let file = URL(fileURLWithPath: path).standardizedFileURL
+        let dir = recipes.standardizedFileURL.path
+        guard file.path.hasPrefix(dir.hasSuffix("/") ? dir : dir + "/") else {
+            throw StepFailure("recipe_path '\(path)' is not inside the recipes directory \(dir); "
+                              + "only recipes that config.resolve found there can be used")
+        }
+        return file
+    }
 }
 
 /// Artifact references as they travel in workflow documents: `{uri, sha256, size}`.
@@ -74,7 +86,7 @@ enum ArtifactJSON {
         guard let sha = value?["sha256"]?.string, let size = value?["size"]?.number else {
             throw StepFailure("\(what): no artifact reference {uri, sha256, size} from an earlier step")
         }
-        return ArtifactRef(sha256: sha, size: Int64(size))
+        return ArtifactRef(sha256: sha, size: Int64(try NumberArgument.checked(size, "\(what) size", in: 0...1e18, unit: "bytes")))
     }
 
     /// The file for `ref`, its digest checked: a mismatch fails the step with a clear error.
@@ -92,13 +104,14 @@ extension StepInvocation {
         return value
     }
 
-    /// The recipe an earlier config.resolve step resolved, re-read and checked against its digest.
-    func resolvedRecipe() throws -> Recipe {
+    /// The recipe an earlier config.resolve step resolved, re-read (only from the recipes
+    /// directory of `settings`) and checked against its digest.
+    func resolvedRecipe(_ settings: LifecycleSettings) throws -> Recipe {
         guard let path = try required("recipe_path", from: "config.resolve").string,
               let digest = try required("recipe_digest", from: "config.resolve").string else {
             throw StepFailure("config.resolve outputs are malformed")
         }
-        let recipe = try Recipe.load(file: URL(fileURLWithPath: path))
+        let recipe = try Recipe.load(file: try settings.recipeFile(path))
         let now = try recipe.digest()
         guard now == digest else {
             throw StepFailure("recipe \(path) changed since config.resolve (digest \(digest.prefix(12)) → \(now.prefix(12)))")

@@ -21,7 +21,7 @@ public final class ReleaseModule: StepRunner {
     public func start(_ agent: AgentContext) async throws { self.agent.withLock { $0 = agent } }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
-        let recipe = try invocation.resolvedRecipe()
+        let recipe = try invocation.resolvedRecipe(settings)
         let store = try settings.store()
         let artifacts = try invocation.required("artifacts", from: "build.image")
         guard let formats = artifacts.object, !formats.isEmpty else { throw StepFailure("build.image produced no artifacts") }
@@ -45,7 +45,8 @@ public final class ReleaseModule: StepRunner {
         // Re-running an unchanged workflow must not publish a second copy: the same inputs under
         // this appliance/channel mean the release exists already. Other inputs get the next
         // free version (1.0 → 1.0.1 …) unless the workflow pins one.
-        let channelDir = publisher.channelDir(recipe.name, channel)
+        let channelDir: URL
+        do { channelDir = try publisher.channelDir(recipe.name, channel) } catch { throw StepFailure("\(error)") }
         if let existing = Self.release(in: channelDir, with: inputs) {
             invocation.progress("already published as \(existing) with the same inputs")
             return StepOutcome(outputs: ["release_dir": .string(channelDir.appendingPathComponent(existing).path), "channel": .string(channel),
@@ -100,6 +101,16 @@ public final class ReleaseModule: StepRunner {
         }
     }
 
+    /// Runs `body`, turning a refused name or path from the request into `bad-request`.
+    static func badRequestOnBadName<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ReleaseError {
+            switch error {
+            case .invalidName, .outsideReleases: throw StanzaError(.badRequest, error.description)
+            default: throw error
+            }
+        }
+    }
+
     struct Provenance: Encodable {
         let workflow: String
         let name: String
@@ -111,20 +122,25 @@ public final class ReleaseModule: StepRunner {
         let which = DataForm(.form, fields: [.init("appliance", required: true), .init("channel", values: ["testing"])])
         return [
             AdHocCommand(node: "releases", name: "List releases", requiresTrust: false, form: which) { [publisher] invocation in
-                let appliance = invocation.value("appliance")!, channel = invocation.value("channel") ?? "testing"
-                let latest = publisher.latest(appliance: appliance, channel: channel)
+                let appliance = try invocation.required("appliance"), channel = invocation.value("channel") ?? "testing"
+                let (versions, latest) = try Self.badRequestOnBadName {
+                    (try publisher.versions(appliance: appliance, channel: channel), try publisher.latest(appliance: appliance, channel: channel))
+                }
                 return CommandResult(form: DataForm(.result, title: "\(appliance) on \(channel)",
                     reported: [.init("version"), .init("latest")],
-                    items: publisher.versions(appliance: appliance, channel: channel).map { ["version": $0, "latest": $0 == latest ? "*" : ""] }))
+                    items: versions.map { ["version": $0, "latest": $0 == latest ? "*" : ""] }))
             },
             AdHocCommand(node: "release-rollback", name: "Roll back to the previous release", form: which) { [publisher] invocation in
-                let now = try publisher.rollback(appliance: invocation.value("appliance")!, channel: invocation.value("channel") ?? "testing")
+                let appliance = try invocation.required("appliance"), channel = invocation.value("channel") ?? "testing"
+                let now = try Self.badRequestOnBadName { try publisher.rollback(appliance: appliance, channel: channel) }
                 return .fields("Rolled back", [("latest", now)])
             },
-            AdHocCommand(node: "release-verify", name: "Verify a release directory", requiresTrust: false, form: DataForm(.form, fields: [
+            // Trusted: it reads host files, and only inside the releases root.
+            AdHocCommand(node: "release-verify", name: "Verify a release directory", form: DataForm(.form, fields: [
                 .init("dir", label: "Release directory", required: true)])) { [publisher] invocation in
+                let dir = try Self.badRequestOnBadName { try publisher.releaseDirectory(invocation.required("dir")) }
                 do {
-                    try publisher.verify(URL(fileURLWithPath: invocation.value("dir")!))
+                    try publisher.verify(dir)
                     return .text("OK: SHA256SUMS and signature verified")
                 } catch {
                     return CommandResult(notes: [.init(.error, "\(error)")])

@@ -14,7 +14,7 @@ public struct RepositoryModule: StepRunner {
     func snapshotter() throws -> RepositorySnapshotter { try RepositorySnapshotter(root: settings.repo) }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
-        let recipe = try invocation.resolvedRecipe()
+        let recipe = try invocation.resolvedRecipe(settings)
         invocation.progress("resolving \(recipe.packages.count) packages for \(recipe.os.suite)/\(recipe.os.architecture)")
         let snapshotter = try snapshotter()
         let report = try await offloaded {
@@ -49,7 +49,7 @@ public struct RepositoryModule: StepRunner {
             },
             AdHocCommand(node: "snapshot-show", name: "Show a snapshot", requiresTrust: false, form: DataForm(.form, fields: [
                 .init("id", label: "Snapshot id (prefix)", required: true)])) { invocation in
-                let snapshot = try open(invocation.value("id")!)
+                let snapshot = try open(invocation.required("id"))
                 return CommandResult(form: DataForm(.result, title: "Snapshot \(snapshot.id)",
                     fields: [.init("apt_source", values: [snapshot.aptSourceLine])],
                     reported: [.init("name"), .init("version"), .init("sha256")],
@@ -57,7 +57,7 @@ public struct RepositoryModule: StepRunner {
             },
             AdHocCommand(node: "snapshot-diff", name: "Compare two snapshots", requiresTrust: false, form: DataForm(.form, fields: [
                 .init("a", label: "Snapshot A", required: true), .init("b", label: "Snapshot B", required: true)])) { invocation in
-                let a = try open(invocation.value("a")!), b = try open(invocation.value("b")!)
+                let a = try open(invocation.required("a")), b = try open(invocation.required("b"))
                 let va = Dictionary(a.packages.map { ($0.name, $0.version) }, uniquingKeysWith: { x, _ in x })
                 let vb = Dictionary(b.packages.map { ($0.name, $0.version) }, uniquingKeysWith: { x, _ in x })
                 var rows: [[String: String]] = []

@@ -18,14 +18,18 @@ public struct TestModule: StepRunner {
     }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
-        let recipe = try invocation.resolvedRecipe()
+        let recipe = try invocation.resolvedRecipe(settings)
+        var context = recipe.context
+        // Arguments first: a bad one fails the step before any artifact is looked at.
+        if let field = ["max_lifetime", "timeout"].first(where: { invocation.argument($0)?.number != nil }) {
+            context.maxLifetime = try NumberArgument.integer(invocation.argument(field)!.number!, field,
+                                                             in: Recipe.Context.maxLifetimeRange, unit: "seconds")
+        }
         let artifacts = try invocation.required("artifacts", from: "build.image")
         let store = try settings.store()
         let image = VMImage(kernel: try ArtifactJSON.verifiedPath(artifacts["kernel"], "kernel", in: store),
                             initramfs: try ArtifactJSON.verifiedPath(artifacts["initramfs"], "initramfs", in: store),
                             rootfs: try ArtifactJSON.verifiedPath(artifacts["squashfs"], "squashfs", in: store))
-        var context = recipe.context
-        if let lifetime = invocation.argument("max_lifetime")?.number ?? invocation.argument("timeout")?.number { context.maxLifetime = Int(lifetime) }
         if let method = invocation.argument("method")?.string {
             guard let m = Recipe.ContextMethod(rawValue: method) else { throw StepFailure("test.vm: unknown context method '\(method)' (nocloud, glideinwms, ini)") }
             context.method = m
