@@ -61,6 +61,26 @@ import Testing
         #expect(try journal.entries(workflow: "ff").isEmpty)
     }
 
+    /// Pruning by count alone dropped dedup keys a late resend still needed.
+    @Test func pruningKeepsAWeekWhateverTheCount() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try Journal(path: dir + "/journal.sqlite", retention: 2)
+        var ids: [String] = []
+        for index in 0..<5 {
+            let document = Self.document("wf\(index)")
+            ids.append(document.id)
+            #expect(try journal.accept(document, seq: 0))
+            try journal.update(document.id, seq: 0, state: .handed, target: "b@baton.test/agent")
+        }
+        try journal.prune()
+        #expect(try journal.entries(in: [.handed]).count == 5, "all younger than a week")
+        try journal.prune(now: Date().addingTimeInterval(8 * 24 * 3600))
+        #expect(try journal.entries(in: [.handed]).count == 2, "a week on, the newest 2")
+        let document = try #require(try journal.entries(in: [.handed]).first?.document)
+        #expect(try !journal.accept(document, seq: 0), "a kept key still recognises a resend")
+    }
+
     @Test func checkpointLeavesACompleteDatabaseFile() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

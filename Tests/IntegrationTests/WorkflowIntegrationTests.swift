@@ -249,6 +249,41 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await receiver.stop()
     }
 
+    /// The receiver stored the hand-off, its answer was lost, and it went offline: the server
+    /// then answered the resend with service-unavailable. That used to count as a refusal, so
+    /// the workflow went to another agent as well and the step ran twice.
+    @Test func aReceiverThatMayHoldTheWorkflowIsWaitedForNotBypassed() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let sender = try await cluster.startAgent("origin", steps: [])
+        func startHolder() async throws -> RunningAgent {
+            try await cluster.startAgent("holder", steps: [CountingStep(name: "holder", action: "t.held", counter: counter, delay: .seconds(4))])
+        }
+        var holder = try await startHolder()
+        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.held"] } })
+        holder.agent.engine.ackDropper.withLock { $0 = 1 }
+        let document = try sender.agent.engine.submit(pipeline(["t.held"]), by: "ops@baton.test/test")
+        // Stored at the holder (its step has begun), unanswered; the holder then stops.
+        #expect(try await eventually(10) { counter.value["\(document.id)#s1"] == 1 })
+        try await holder.stop()
+        // Another agent offering the action is online when the sender's resend fails.
+        let other = try await cluster.startAgent("bystander", steps: [CountingStep(name: "bystander", action: "t.held", counter: counter)])
+        #expect(try await eventually(30) {
+            let entry = try sender.agent.engine.journal.entries(workflow: document.id).first
+            return entry?.state == .parked && entry?.target == "holder@baton.test/agent"
+        })
+        #expect(counter.value["\(document.id)#s1"] == 1, "nobody else ran it")
+        // The holder comes back; the sender's resend is answered as a duplicate.
+        holder = try await startHolder()
+        #expect(try await eventually(30) { try finished(holder.agent, document.id)?.status == .completed })
+        #expect(try await eventually(15) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
+        // A graceful stop lets the step finish: one run, the holder's.
+        #expect(counter.value["\(document.id)#s1"] == 1, "\(counter.value)")
+        #expect(try other.agent.engine.journal.entries(workflow: document.id).isEmpty, "the bystander never took it")
+        try await sender.stop()
+        try await holder.stop()
+        try await other.stop()
+    }
+
     @Test func agentKilledMidStepIsRestartedAndStepRecordedOnce() async throws {
         let log = cluster.server.dir.appendingPathComponent("steps.log").path
         let counter = Locked<[String: Int]>([:])

@@ -172,15 +172,24 @@ public final class Agent: Sendable {
         } catch let error as StanzaError where error.condition == .forbidden || error.condition == .itemNotFound {
             // Still serve commands and hand-offs; only discovery is missing. Say how to fix it.
             logger.error("cannot use node \(Self.agentsNode) on \(settings.pubsubService) (\(error)): the pubsub admin must run 'agentctl directory init' once and 'agentctl directory enroll \(JID(bound)?.bare ?? bound)'; until then no peer can find this agent")
+        } catch {
+            // A slow or failing pubsub service must not keep the journal's work from resuming
+            // (below): discovery catches up when peers announce themselves.
+            logger.error("discovery on \(settings.pubsubService) failed: \(error); peers will be learnt as they announce themselves")
         }
         let mustStart = state.withLock { s -> Bool in defer { s.modulesStarted = true }; return !s.modulesStarted }
         if mustStart {
-            for module in modules { try await module.start(context) }
+            // The engine first: what the journal holds is resumed even if a module cannot start.
             engineTask.withLock { $0 = Task { await engine.run() } }
+            var failures: [String] = []
+            for module in modules {
+                do { try await module.start(context) } catch { failures.append("module \(module.name) did not start: \(error)") }
+            }
             if let spool = settings.spoolDirectory {
                 let watcher = try SpoolWatcher(directory: spool, engine: engine, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" })
                 spoolTask.withLock { $0 = Task { await watcher.run() } }
             }
+            if !failures.isEmpty { throw AgentStartFailure(failures: failures) }
         }
         logger.info("announced on \(settings.pubsubService) node \(Self.agentsNode) with actions \(actions.joined(separator: ", "))")
     }
@@ -305,4 +314,10 @@ actor LoadPublisher {
         last = .now
         await publish()
     }
+}
+
+/// Modules whose `start` failed; the agent runs on (its journal's work included) without them.
+struct AgentStartFailure: Error, CustomStringConvertible {
+    let failures: [String]
+    var description: String { failures.joined(separator: "; ") }
 }

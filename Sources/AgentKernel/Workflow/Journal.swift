@@ -250,13 +250,19 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Drops the oldest handed/finished entries beyond `retention`.
-    public func prune() throws {
+    /// Handed-on and finished entries younger than this are kept whatever their number: each
+    /// row is also the dedup key of its (workflow, seq), and a sender that waited out a long
+    /// outage may still resend it.
+    public static let minimumRetention: TimeInterval = 7 * 24 * 3600
+
+    /// Drops the oldest handed/finished entries beyond `retention`, if older than `minimumRetention`.
+    public func prune(now: Date = Date()) throws {
         try promptly { db in
             try db.execute(sql: """
                 DELETE FROM custody WHERE rowid IN (
                     SELECT rowid FROM custody WHERE state IN ('handed', 'finished') ORDER BY updated DESC LIMIT -1 OFFSET ?)
-                """, arguments: [retention])
+                  AND updated < ?
+                """, arguments: [retention, now.timeIntervalSince1970 - Self.minimumRetention])
         }
     }
 

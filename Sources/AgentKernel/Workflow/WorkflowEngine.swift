@@ -146,9 +146,24 @@ public final class WorkflowEngine: Sendable {
             default: return "cancelling (step about to start)"
             }
         }
-        defer { scheduling.withLock { _ = $0.busy.remove(k) } }
-        try finish(entry, status: .cancelled, reason: "cancelled by \(who)")
-        return "cancelled"
+        var release = true
+        defer { if release { scheduling.withLock { _ = $0.busy.remove(k) } } }
+        // Read again now that no task can start on it: one may have finished just before.
+        guard let current = try journal.entry(id, seq: entry.seq) else { return nil }
+        switch current.state {
+        case .handed: return "handed to \(current.target ?? "?")"
+        case .finished: return "already \(current.document.status.rawValue)"
+        case .handing, .parked where current.target != nil:
+            // It may be stored at the target: settle that first, then the cancel goes there
+            // (or, if the target says it never took it, it is cancelled here).
+            release = false
+            scheduling.withLock { _ = $0.busy.remove(k) }
+            schedule(workflow: id, seq: current.seq)
+            return "cancelling (waiting for \(current.target ?? "?"), which may hold it, to answer)"
+        default:
+            try finish(current, status: .cancelled, reason: "cancelled by \(who)")
+            return "cancelled"
+        }
     }
 
     private func isCancelRequested(_ workflow: String) -> Bool { scheduling.withLock { $0.cancelRequested.contains(workflow) } }
@@ -253,7 +268,9 @@ public final class WorkflowEngine: Sendable {
                 // moved on between the scheduling and this task.
                 guard let entry = try current ?? journal.entry(workflow, seq: seq) else { return }
                 switch entry.state {
-                case .accepted, .running: try await runStep(entry)
+                case .accepted, .running:
+                    var next: Journal.Entry? = entry
+                    while let current = next { next = try await runStep(current) }
                 case .routing, .handing, .parked: try await route(entry)
                 case .handed, .finished: return
                 }
@@ -265,11 +282,13 @@ public final class WorkflowEngine: Sendable {
 
     // MARK: - Running a step
 
-    private func runStep(_ entry: Journal.Entry) async throws {
+    /// Runs the entry's step and journals its result; returns the entry again when the step
+    /// failed and is to be retried (by the same task, which keeps the entry marked busy).
+    private func runStep(_ entry: Journal.Entry) async throws -> Journal.Entry? {
         var document = entry.document
         guard let step = document.currentStep, let runner = runners[step.action] else {
             try park(entry, reason: "this agent cannot run '\(document.currentStep?.action ?? "?")'")
-            return
+            return nil
         }
         await limiter.acquire()
         defer { Task { await limiter.release() } }
@@ -279,17 +298,17 @@ public final class WorkflowEngine: Sendable {
             if try journal.entry(document.id, seq: entry.seq)?.state != .finished {
                 try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
             }
-            return
+            return nil
         }
         if let deadline = document.deadline, deadline <= Date() {
             try finish(entry, status: .failed, reason: "time limit of \(Int(document.timeLimit ?? 0)) s exceeded before step \(step.id)")
-            return
+            return nil
         }
         // Checked where documents come in (parser, hand-off); checked again here because the
         // ids become the workspace's path, which is removed once the step succeeds.
         guard WorkflowDocument.isName(document.id), WorkflowDocument.isName(step.id) else {
             try finish(entry, status: .failed, reason: "step id '\(step.id)' or workflow id '\(document.id)' is not a plain name")
-            return
+            return nil
         }
         let attempt = (document.attempts[step.id] ?? 0) + 1
         // Attempts that left no trail entry were cut short by a crash of this agent. A crash is
@@ -299,7 +318,7 @@ public final class WorkflowEngine: Sendable {
         if interrupted > Self.maximumInterruptedRuns {
             try finish(entry, status: .failed,
                        reason: "step \(step.id) was cut short \(interrupted) times (\(settings.name) stopped while it ran); not starting it again")
-            return
+            return nil
         }
         document.attempts[step.id] = attempt
         try journal.markRunning(document.id, seq: entry.seq, attempt: attempt)
@@ -358,7 +377,7 @@ public final class WorkflowEngine: Sendable {
                 events.report(WorkflowEvent(.completed, document: document, agent: me(),
                                             message: "\(document.steps.count) steps in \(String(format: "%.1f", Date().timeIntervalSince(document.submitted)))s"), to: document)
                 ended(document)
-                return
+                return nil
             }
             // Every way out of `route` (hand-off pending, kept here, parked) first journals the
             // document with this result, before any message leaves: from then on the step is
@@ -374,12 +393,12 @@ public final class WorkflowEngine: Sendable {
             if cancelled {
                 try finish(Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date()),
                            status: .cancelled, reason: "cancelled while \(step.id) was running")
-                return
+                return nil
             }
             if overtime.value {
                 try finish(Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date()),
                            status: .failed, reason: "time limit of \(Int(document.timeLimit ?? 0)) s exceeded during step \(step.id)")
-                return
+                return nil
             }
             events.report(WorkflowEvent(.failed, document: document, agent: me(), step: step, elapsed: elapsed, message: "\(error)"), to: document)
             // Only failures spend `retries`: an attempt cut short by this agent's crash left no
@@ -389,9 +408,7 @@ public final class WorkflowEngine: Sendable {
                 try journal.update(document, seq: entry.seq, state: .accepted)
                 events.report(WorkflowEvent(.retrying, document: document, agent: me(), step: step,
                                             message: "retry \(failures) of \(document.onFailure.retries)"), to: document, chat: false)
-                scheduling.withLock { _ = $0.busy.remove(key(document.id, entry.seq)) }
-                schedule(document, seq: entry.seq, state: .accepted)
-                return
+                return Journal.Entry(document: document, seq: entry.seq, state: .accepted, target: nil, updated: Date())
             }
             let current = Journal.Entry(document: document, seq: entry.seq, state: .running, target: nil, updated: Date())
             if document.onFailure.then == .park {
@@ -404,6 +421,7 @@ public final class WorkflowEngine: Sendable {
                 try finish(current, status: .failed, reason: "step \(step.id) failed: \(error)")
             }
         }
+        return nil
     }
 
     private func finish(_ entry: Journal.Entry, status: WorkflowDocument.Status, reason: String) throws {
@@ -430,15 +448,15 @@ public final class WorkflowEngine: Sendable {
     // MARK: - Handing on
 
     private func route(_ entry: Journal.Entry) async throws {
-        var document = entry.document
-        guard let step = document.currentStep else { return }
-        var candidates = await directory.candidates(for: step.action, key: document.id).map(\.jid)
-        if entry.state == .handing, let target = entry.target, candidates.contains(target) {
-            // Resend to the agent we were talking to: if it stored the document, it says so
-            // (duplicate) instead of a second agent running the step.
-            candidates.removeAll { $0 == target }
-            candidates.insert(target, at: 0)
+        guard let step = entry.document.currentStep else { return }
+        // A hand-off that may have reached its target — sent, and no answer that says either
+        // way: a timeout, a lost connection, a crash — stays with that target until it answers.
+        // Sent to anyone else, the step could run on two agents.
+        if let target = entry.target, entry.state == .handing || entry.state == .parked {
+            try await resolve(entry, with: target)
+            return
         }
+        let candidates = await directory.candidates(for: step.action, key: entry.document.id).map(\.jid)
         guard !candidates.isEmpty else {
             try park(entry, reason: "no agent offers \(step.action)")
             return
@@ -446,49 +464,98 @@ public final class WorkflowEngine: Sendable {
         var refusals: [String] = []
         for target in candidates {
             if target == me() {
-                try journal.handToSelf(document, from: entry.seq)
-                events.report(WorkflowEvent(.handoff, document: document, agent: me(), step: step, message: "kept here"), to: document, chat: false)
-                schedule(document, seq: document.cursor, state: .accepted)
+                try journal.handToSelf(entry.document, from: entry.seq)
+                events.report(WorkflowEvent(.handoff, document: entry.document, agent: me(), step: step, message: "kept here"), to: entry.document, chat: false)
+                schedule(entry.document, seq: entry.document.cursor, state: .accepted)
                 return
             }
-            document.status = .running
-            let started = ContinuousClock.now
-            let json = try document.json()
-            try journal.update(document, json: json, seq: entry.seq, state: .handing, target: target)
-            let handoff = try HandoffStanzas.handoff(document, json: json)
-            for attempt in 1...3 {
-                if isCancelRequested(document.id) {
-                    try finish(Journal.Entry(document: document, seq: entry.seq, state: .handing, target: target, updated: Date()),
-                               status: .cancelled, reason: "cancelled before step \(step.id) was handed on")
-                    return
-                }
-                do {
-                    _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
-                    try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
-                    if isCancelRequested(document.id) { forwardCancel(of: document, to: target) }
-                    let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
-                                         started: started, duration: .now - started)
-                    handoffObservers.notify(record)
-                    logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(String(format: "%.2f", record.duration / .milliseconds(1))) ms")
-                    events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)
-                    return
-                } catch let error as StanzaError {
-                    refusals.append("\(target): \(error)")
-                    refusalObservers.notify(Refusal(workflow: document.id, target: target, error: error))
-                    break
-                } catch ConnectionError.timeout {
-                    // Ambiguous: it may have stored it. Ask the same agent again; it dedups.
-                    logger.warning("no answer from \(target) for \(document.shortName) (try \(attempt) of 3)")
-                    if attempt == 3 { refusals.append("\(target): no answer") }
-                } catch {
-                    // Our own connection is down: keep the hand-off pending; the pump retries.
-                    logger.warning("hand-off of \(document.shortName) to \(target) interrupted: \(error)")
-                    return
-                }
+            if isCancelRequested(entry.document.id) {
+                try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id) was handed on")
+                return
+            }
+            switch try await handOff(entry, to: target, resending: false) {
+            case .handed, .interrupted: return
+            case .refused(let why): refusals.append(why)
+            case .unanswered(let why):
+                try park(Journal.Entry(document: entry.document, seq: entry.seq, state: .handing, target: target, updated: Date()), reason: why)
+                return
             }
         }
-        try park(Journal.Entry(document: document, seq: entry.seq, state: .handing, target: nil, updated: Date()),
-                 reason: "every agent offering \(step.action) refused or did not answer: \(refusals.joined(separator: "; "))")
+        try park(Journal.Entry(document: entry.document, seq: entry.seq, state: .handing, target: nil, updated: Date()),
+                 reason: "every agent offering \(step.action) refused it: \(refusals.joined(separator: "; "))")
+    }
+
+    /// Settles a hand-off that `target` may hold: only `target` is asked (it dedups), until it
+    /// answers. Only its own refusal frees the workflow for another agent.
+    private func resolve(_ entry: Journal.Entry, with target: String) async throws {
+        guard await directory.peer(target)?.online == true else {
+            try park(entry, reason: "waiting for \(target), which may have stored it (offline)")
+            return
+        }
+        switch try await handOff(entry, to: target, resending: true) {
+        case .handed, .interrupted: return
+        case .unanswered(let why): try park(entry, reason: why)
+        case .refused(let why):
+            logger.info("\(entry.document.shortName): \(why); routing it anew")
+            try await route(Journal.Entry(document: entry.document, seq: entry.seq, state: .routing, target: nil, updated: Date()))
+        }
+    }
+
+    private enum HandoffOutcome {
+        case handed
+        /// The target itself said no: it did not store the document.
+        case refused(String)
+        /// It may have stored it: ask it again later, and no one else.
+        case unanswered(String)
+        /// Our own connection is down: the entry stays `handing`; the pump retries.
+        case interrupted
+    }
+
+    /// One hand-off of `entry`'s document to `target`: journaled `handing` first, then up to
+    /// three IQs. `resending`: an earlier call may already have delivered it.
+    private func handOff(_ entry: Journal.Entry, to target: String, resending: Bool) async throws -> HandoffOutcome {
+        var document = entry.document
+        guard let step = document.currentStep else { return .handed }
+        document.status = .running
+        document.reason = nil
+        let started = ContinuousClock.now
+        let json = try document.json()
+        // A resend leaves the entry as it is (`handing` or `parked`, with this target) until
+        // the target answers: a parked one keeps its place in the retry schedule.
+        if !resending { try journal.update(document, json: json, seq: entry.seq, state: .handing, target: target) }
+        let handoff = try HandoffStanzas.handoff(document, json: json)
+        var delivered = resending
+        for attempt in 1...3 {
+            do {
+                _ = try await connection.request(Stanza.iq(.set, to: target, payload: handoff), timeout: 10)
+                if resending {
+                    try journal.update(document, json: json, seq: entry.seq, state: .handed, target: target)
+                } else {
+                    try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
+                }
+                if isCancelRequested(document.id) { forwardCancel(of: document, to: target) }
+                let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
+                                     started: started, duration: .now - started)
+                handoffObservers.notify(record)
+                logger.info("handed \(document.shortName) step \(document.cursor + 1) (\(step.action)) to \(target) in \(String(format: "%.2f", record.duration / .milliseconds(1))) ms")
+                events.report(WorkflowEvent(.handoff, document: document, agent: target, step: step, message: "from \(me())"), to: document, chat: false)
+                return .handed
+            } catch let error as StanzaError {
+                refusalObservers.notify(Refusal(workflow: document.id, target: target, error: error))
+                // Before anything may have arrived, any error means it was not stored. After,
+                // only the receiver's own refusals say so: the server answers for an agent
+                // that went offline (service-unavailable) whether or not it stored it first.
+                if !delivered || error.isReceiversRefusal { return .refused("\(target): \(error)") }
+                return .unanswered("\(target) may have stored it and now answers \(error); asking it again")
+            } catch ConnectionError.timeout {
+                delivered = true
+                logger.warning("no answer from \(target) for \(document.shortName) (try \(attempt) of 3)")
+            } catch {
+                logger.warning("hand-off of \(document.shortName) to \(target) interrupted: \(error)")
+                return .interrupted
+            }
+        }
+        return .unanswered("no answer from \(target), which may have stored it; asking it again")
     }
 
     /// A cancel that arrived while the hand-off was under way: the receiver holds the workflow
@@ -526,7 +593,8 @@ public final class WorkflowEngine: Sendable {
         scheduling.withLock { $0.parkedRetry[k] = (.seconds(1), .now + .seconds(1)) }
         document.status = .parked
         document.reason = reason
-        try journal.update(document, seq: entry.seq, state: .parked)
+        // The target stays: a parked hand-off that may have reached it is resolved with it alone.
+        try journal.update(document, seq: entry.seq, state: .parked, target: entry.target)
         if !wasParked {
             logger.warning("parked \(document.shortName): \(reason)")
             events.report(WorkflowEvent(.parked, document: document, agent: me(), step: document.currentStep, message: reason), to: document)

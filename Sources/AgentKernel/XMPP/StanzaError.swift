@@ -30,6 +30,13 @@ public struct StanzaError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether a Baton agent answered a hand-off with this itself, having stored nothing:
+    /// not trusted, no runner for the action, a malformed document. Errors a server sends for an
+    /// unreachable agent (service-unavailable, recipient-unavailable, …) are not among them.
+    public var isReceiversRefusal: Bool {
+        [.forbidden, .featureNotImplemented, .badRequest, .notAcceptable].contains(condition)
+    }
+
     public var condition: Condition
     public var text: String?
     /// An application-specific condition element (e.g. XEP-0050's `bad-sessionid`).
