@@ -11,20 +11,37 @@ struct WorkflowOperations {
     /// Reads and checks a workflow file, with `params` (`KEY=VALUE`) set in it; a problem is exit
     /// status 2 with file:line:column.
     static func validate(file path: String, params: [String] = []) throws -> (yaml: String, document: WorkflowDocument) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CLIError("cannot read \(path)", status: 2)
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw CLIError("cannot read \(path): \(Self.reason(error))", status: 2)
         }
         do {
             // The file as written is checked first, so that its errors point into it.
             var document = try WorkflowParser.parse(data: data, source: path)
             var yaml = String(decoding: data, as: UTF8.self)
             if !params.isEmpty {
+                // The values are checked on their own first: an error in one names the
+                // parameter, not a line of the rewritten text (which is not the file).
+                document = try WorkflowParser.applying(params: params, to: document)
                 yaml = try WorkflowParser.setting(params: params, in: yaml, source: path)
-                document = try WorkflowParser.parse(yaml: yaml, source: path)
+                document = try WorkflowParser.parse(yaml: yaml, source: "\(path) with --param")
             }
             return (yaml, document)
         } catch let error as WorkflowError {
             throw CLIError(Self.pointing(error.description), status: 2)
+        }
+    }
+
+    /// What the system said about a file that could not be read, in a few words.
+    static func reason(_ error: Error) -> String {
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(code)))
+        }
+        switch (error as NSError).code {
+        case NSFileReadNoSuchFileError: return "no such file"
+        case NSFileReadNoPermissionError: return "permission denied"
+        default: return (error as NSError).localizedDescription
         }
     }
 
@@ -126,7 +143,7 @@ struct WorkflowOperations {
         guard let document = located.latestDocument else { throw CLIError("no agent returned the document of \(located.id)") }
         print("\(document.name) \(document.id): \(document.status.rawValue)" + (document.reason.map { " (\($0))" } ?? ""))
         let rows = document.trail.map { entry -> [String] in
-            [entry.step, entry.action, entry.agent, Self.clock(entry.started), entry.finished.map(Self.clock) ?? "-",
+            [entry.step, entry.action, entry.agent, Self.clock(entry.started), entry.finished.map { Self.clock($0) } ?? "-",
              entry.status + (entry.attempt > 1 ? " (attempt \(entry.attempt))" : ""),
              entry.finished.map { WorkflowWatcher.seconds($0.timeIntervalSince(entry.started)) } ?? "-", entry.error ?? ""]
         }
@@ -147,8 +164,11 @@ struct WorkflowOperations {
         }
     }
 
-    static func clock(_ date: Date) -> String {
-        let time = Calendar.current.dateComponents([.hour, .minute, .second], from: date)
-        return String(format: "%02d:%02d:%02d", time.hour ?? 0, time.minute ?? 0, time.second ?? 0)
+    /// Local time to the second, with the date unless it is today (a trail can span midnight).
+    static func clock(_ date: Date, now: Date = Date()) -> String {
+        let time = Calendar.current.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let clock = String(format: "%02d:%02d:%02d", time.hour ?? 0, time.minute ?? 0, time.second ?? 0)
+        guard !Calendar.current.isDate(date, inSameDayAs: now) else { return clock }
+        return String(format: "%04d-%02d-%02d ", time.year ?? 0, time.month ?? 0, time.day ?? 0) + clock
     }
 }

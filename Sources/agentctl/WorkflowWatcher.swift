@@ -103,7 +103,7 @@ struct WorkflowWatcher {
         switch outcome {
         case .completed:
             let steps = document?.steps.count ?? watch.totalSteps
-            print("\(name) completed" + (steps.map { ": \($0) steps" } ?? "") + " in \(elapsed)")
+            print("\(name) completed" + (steps.map { ": \($0) step\($0 == 1 ? "" : "s")" } ?? "") + " in \(elapsed)")
         default:
             // What the failed step said last: usually why, without a second command.
             if let failed = document?.trail.last(where: { $0.status == "failed" }), let tail = Render.logTail(of: failed, indent: "  ") {

@@ -117,3 +117,14 @@ import Testing
         #expect(try recovered.entries(in: [.accepted]).count == 51)
     }
 }
+
+/// agentctl's `wf status 3f`: an agent's own refusal of an ambiguous prefix is what the user sees.
+@Suite struct LocatedTests {
+    @Test func anAgentsRefusalIsReportedAsItSaidIt() {
+        let refusal = WorkflowClient.Sighting(agent: "build@baton.test/agent", entries: [], document: nil,
+                                              refusal: "'3f' is the start of several workflow ids (3f2a, 3f9b); give more of it")
+        #expect(throws: WorkflowClientError("build@baton.test/agent: '3f' is the start of several workflow ids (3f2a, 3f9b); give more of it")) {
+            try Located(query: "3f", sightings: [refusal], failures: [])
+        }
+    }
+}

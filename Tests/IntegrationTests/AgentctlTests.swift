@@ -76,6 +76,12 @@ import Testing
         #expect(trail.stdout.contains("| tag=v1.2 keep=2 list=[\"a\",3]"), "\(trail.stdout)")
         let bad = try await agentctl(["wf", "submit", file, "--param", "release-tag"])
         #expect(bad.status == 2 && bad.stderr.contains("parameter 'release-tag': expected KEY=VALUE"), "\(bad)")
+        // A bad value names the parameter, not a line of the rewritten YAML (which is not the file).
+        let infinite = try await agentctl(["wf", "submit", file, "--param", "keep=.inf"])
+        #expect(infinite.status == 2 && infinite.stderr.contains("parameter 'keep'") && infinite.stderr.contains("is not a number JSON can carry"),
+                "\(infinite)")
+        let missing = try await agentctl(["wf", "submit", file + ".nope"])
+        #expect(missing.status == 2 && missing.stderr.contains("cannot read \(file).nope: "), "\(missing)")
         try await agent.stop()
     }
 

@@ -97,10 +97,13 @@ public struct WorkflowClient: Sendable {
         public var agent: String
         public var entries: [Entry]
         public var document: WorkflowDocument?
+        /// The agent's refusal of the question (e.g. an id prefix that matches several of its workflows).
+        public var refusal: String? = nil
     }
 
     /// Where a workflow (given by id or id prefix) is, from every online agent that knows it.
     public func locate(_ id: String) async throws -> Located {
+        guard !id.isEmpty else { throw WorkflowClientError("give a workflow id (or its first characters)") }
         let agents = try await onlineAgents().map(\.jid)
         let answers = await ask(agents) { agent -> Sighting? in
             let outcome: ControlClient.CommandOutcome
@@ -108,6 +111,8 @@ public struct WorkflowClient: Sendable {
                 outcome = try await control.run(agent, node: "where", values: ["id": [id]])
             } catch let error as StanzaError where error.condition == .itemNotFound {
                 return nil  // this agent never held it
+            } catch let error as StanzaError where error.condition == .badRequest {
+                return Sighting(agent: agent, entries: [], document: nil, refusal: error.text ?? "\(error)")
             }
             let json = outcome.form?.values("document").joined(separator: "\n") ?? ""
             return Sighting(agent: agent, entries: (outcome.form?.items ?? []).map { Entry(agent: agent, row: $0) },
@@ -161,6 +166,9 @@ public struct Located: Sendable {
 
     /// Resolves the prefix `query` to one workflow; throws if no agent knows one, or several match.
     init(query: String, sightings: [WorkflowClient.Sighting], failures: [WorkflowClient.Failure]) throws {
+        if let refused = sightings.first(where: { $0.refusal != nil }), let refusal = refused.refusal {
+            throw WorkflowClientError("\(refused.agent): \(refusal)")
+        }
         let ids = Set(sightings.flatMap { $0.entries.map(\.id) })
         guard let id = ids.first else {
             let unreachable = failures.isEmpty ? "" : " (\(failures.count) agent(s) did not answer: \(failures.map(\.agent).joined(separator: ", ")))"
@@ -194,7 +202,7 @@ public struct Located: Sendable {
     }
 }
 
-public struct WorkflowClientError: Error, Sendable, CustomStringConvertible {
+public struct WorkflowClientError: Error, Sendable, Equatable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }

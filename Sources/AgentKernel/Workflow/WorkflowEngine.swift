@@ -90,7 +90,7 @@ public final class WorkflowEngine: Sendable {
         let document = authored.submitted(by: submitter, id: id ?? WorkflowDocument.newID())
         guard try journal.accept(document, seq: -1, state: .routing) else { return document }
         logger.info("accepted new workflow \(document.shortName) from \(submitter)")
-        events.report(WorkflowEvent(.submitted, document: document, agent: me(), message: "\(document.steps.count) steps"), to: document)
+        events.report(WorkflowEvent(.submitted, document: document, agent: me(), message: Self.count(document.steps.count, "step")), to: document)
         schedule(document, seq: -1, state: .routing)
         return document
     }
@@ -244,6 +244,9 @@ public final class WorkflowEngine: Sendable {
 
     // MARK: - Scheduling
 
+    /// "1 step", "6 steps".
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
     private func key(_ workflow: String, _ seq: Int) -> String { "\(workflow)#\(seq)" }
 
     /// Runs or routes an entry taken fresh from the journal.
@@ -375,7 +378,7 @@ public final class WorkflowEngine: Sendable {
                 document.status = .completed
                 try journal.update(document, seq: entry.seq, state: .finished)
                 events.report(WorkflowEvent(.completed, document: document, agent: me(),
-                                            message: "\(document.steps.count) steps in \(String(format: "%.1f", Date().timeIntervalSince(document.submitted)))s"), to: document)
+                                            message: "\(Self.count(document.steps.count, "step")) in \(String(format: "%.1f", Date().timeIntervalSince(document.submitted)))s"), to: document)
                 ended(document)
                 return nil
             }
