@@ -11,6 +11,14 @@ struct AgentControl: AsyncParsableCommand {
         defaultSubcommand: Shell.self)
 
     static func main() async {
+        // With the shell as the default command, a mistyped command would otherwise be reported
+        // as an unexpected argument of `shell`.
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        if CommandLine.arguments.count > 1, let first = CommandLine.arguments.dropFirst().first,
+           !first.hasPrefix("-"), !names.contains(first) {
+            FileHandle.standardError.write(Data("agentctl: unknown command '\(first)' (commands: \(names.dropLast().joined(separator: ", ")); none starts the shell)\n".utf8))
+            Foundation.exit(64)
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -42,12 +50,13 @@ struct Agents: AsyncParsableCommand {
 struct Ping: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "XEP-0199 ping a JID and print the round trip.")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "JID to ping (an agent's full JID, or a server).") var jid: String
+    @Argument(help: "JID to ping: an agent (a bare JID is completed with the resource it is online at), or a server.") var jid: String
 
     func run() async throws {
         try await withClient(options) { client in
-            let rtt = try await client.ping(jid)
-            print("\(jid): \(String(format: "%.2f", rtt)) ms")
+            let target = try await AgentAddress.resolve(jid, client: client)
+            let rtt = try await AgentAddress.asking(target) { try await client.ping(target) }
+            print("\(target): \(String(format: "%.2f", rtt)) ms")
         }
     }
 }
@@ -55,11 +64,12 @@ struct Ping: AsyncParsableCommand {
 struct Commands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List an agent's ad-hoc commands.")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The agent's full JID.") var jid: String
+    @Argument(help: "The agent's JID (a bare JID is completed with the resource it is online at).") var jid: String
 
     func run() async throws {
         try await withClient(options) { client in
-            let commands = try await client.commands(of: jid)
+            let target = try await AgentAddress.resolve(jid, client: client)
+            let commands = try await AgentAddress.asking(target) { try await client.commands(of: target) }
             print(Render.table(["NODE", "NAME"], commands.map { [$0.node, $0.name] }))
         }
     }
@@ -68,14 +78,15 @@ struct Commands: AsyncParsableCommand {
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Execute an ad-hoc command: agentctl run JID NODE [field=value ...].")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "The agent's full JID.") var jid: String
+    @Argument(help: "The agent's JID (a bare JID is completed with the resource it is online at).") var jid: String
     @Argument(help: "The command node, e.g. status.") var node: String
     @Argument(help: "Form values as field=value; repeat a field for several values.") var values: [String] = []
 
     func run() async throws {
         let submitted = try CommandRunner.values(values)
         try await withClient(options) { client in
-            try await CommandRunner(client: client).run(jid, node: node, values: submitted)
+            let target = try await AgentAddress.resolve(jid, client: client)
+            try await AgentAddress.asking(target) { try await CommandRunner(client: client).run(target, node: node, values: submitted) }
         }
     }
 }
@@ -90,7 +101,9 @@ struct Directory: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         func run() async throws {
             try await withClient(options) { client in
-                try await DirectoryAdmin(connection: client.connection, service: client.pubsubService).prepare()
+                try await AgentAddress.asking(client.pubsubService) {
+                    try await DirectoryAdmin(connection: client.connection, service: client.pubsubService).prepare()
+                }
                 print("nodes ready on \(client.pubsubService): \(DirectoryAdmin.nodes.joined(separator: ", "))")
             }
         }
@@ -102,7 +115,9 @@ struct Directory: AsyncParsableCommand {
         @Argument(help: "Bare JIDs of agent accounts.") var jids: [String]
         func run() async throws {
             try await withClient(options) { client in
-                try await DirectoryAdmin(connection: client.connection, service: client.pubsubService).enroll(jids)
+                try await AgentAddress.asking(client.pubsubService) {
+                    try await DirectoryAdmin(connection: client.connection, service: client.pubsubService).enroll(jids)
+                }
                 print("enrolled: \(jids.joined(separator: " "))")
             }
         }

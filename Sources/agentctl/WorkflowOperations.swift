@@ -58,7 +58,7 @@ struct WorkflowOperations {
         let (yaml, document) = try Self.validate(file: file, params: params)
         let agent: String
         if let chosen {
-            agent = chosen
+            agent = try await AgentAddress.resolve(chosen, client: session.client)
         } else {
             let online = try await session.workflows.onlineAgents()
             guard let picked = WorkflowClient.pickSubmitter(for: document, among: online) else {

@@ -13,6 +13,9 @@ struct WorkflowWatcher {
     /// With no event for this long, the agents are asked directly: events are fire-and-forget
     /// and a lost `completed` must not leave us waiting forever.
     var quietPoll: TimeInterval = 10
+    /// A step running longer than this gets a line saying so, and another at each such interval:
+    /// a build of many minutes must not look like a hang.
+    var stillRunningEvery: TimeInterval = 30
 
     private enum Input: Sendable { case event(WorkflowEvent), tick, interrupt }
 
@@ -35,11 +38,18 @@ struct WorkflowWatcher {
         return await Interrupts.during({ sink.yield(.interrupt) }) {
             var watch = WorkflowWatch(workflow: workflowID)
             var lastHeard = Date()
+            // The step that started last and has not ended, and when we last said so.
+            var running: (event: WorkflowEvent, started: Date, said: Date)?
             for await input in inputs {
                 switch input {
                 case .event(let event):
                     guard event.workflow == workflowID else { continue }
                     lastHeard = Date()
+                    switch event.kind {
+                    case .started: running = (event, Date(), Date())
+                    case .done, .failed, .cancelled, .completed, .parked: running = nil
+                    default: break
+                    }
                     guard let update = watch.absorb(event) else { continue }
                     if case .finished(let outcome, let last) = update {
                         await finish(outcome, last: last, watch: watch)
@@ -47,6 +57,10 @@ struct WorkflowWatcher {
                     }
                     print(render(update))
                 case .tick:
+                    if let step = running, Date().timeIntervalSince(step.said) >= stillRunningEvery {
+                        running?.said = Date()
+                        print(stillRunning(step.event, for: Date().timeIntervalSince(step.started)))
+                    }
                     guard Date().timeIntervalSince(lastHeard) > quietPoll else { continue }
                     lastHeard = Date()
                     if let document = try? await session.workflows.locate(workflowID).latestDocument,
@@ -60,6 +74,10 @@ struct WorkflowWatcher {
             }
             return .interrupted
         }
+    }
+
+    private func stillRunning(_ event: WorkflowEvent, for seconds: TimeInterval) -> String {
+        "  \(event.position.map { "[\($0)] " } ?? "")\(event.step ?? "?") \(event.action ?? "") on \(event.agent): running for \(Self.seconds(seconds))"
     }
 
     private func render(_ update: WorkflowWatch.Update) -> String {

@@ -85,6 +85,22 @@ import Testing
         try await agent.stop()
     }
 
+    @Test func addressesAreCompletedCheckedAndNamedInErrors() async throws {
+        let agent = try await cluster.startAgent("addressed", modules: ["util"])
+        #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.jid == agent.agent.jid } })
+        // The bare JID of an agent finds the resource it is online at.
+        let ping = try await agentctl(["ping", "addressed@baton.test"])
+        #expect(ping.status == 0 && ping.stdout.hasPrefix("addressed@baton.test/agent: "), "\(ping)")
+        let nobody = try await agentctl(["run", "nobody@baton.test/x", "status"])
+        #expect(nobody.status == 1 && nobody.stderr.contains("nobody@baton.test/x: service-unavailable")
+                && nobody.stderr.contains("no such agent online?"), "\(nobody)")
+        let notJID = try await agentctl(["ping", "not a jid"])
+        #expect(notJID.status == 2 && notJID.stderr.contains("'not a jid' is not a JID"), "\(notJID)")
+        let typo = try await agentctl(["agnets"])
+        #expect(typo.status == 64 && typo.stderr.contains("unknown command 'agnets'"), "\(typo)")
+        try await agent.stop()
+    }
+
     // MARK: - wf status, trail, list, cancel
 
     @Test func statusTrailAndListOfAFinishedWorkflow() async throws {

@@ -153,7 +153,7 @@ public final class WorkflowEngine: Sendable {
         switch current.state {
         case .handed: return "handed to \(current.target ?? "?")"
         case .finished: return "already \(current.document.status.rawValue)"
-        case .handing, .parked where current.target != nil:
+        case .handing where current.target != nil, .parked where current.target != nil:
             // It may be stored at the target: settle that first, then the cancel goes there
             // (or, if the target says it never took it, it is cancelled here).
             release = false
