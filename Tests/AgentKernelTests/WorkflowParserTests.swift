@@ -104,6 +104,16 @@ import Testing
         #expect(document.steps[0].with["command"]?.string?.hasPrefix("if [ -f") == true)
     }
 
+    @Test func nameAndActionChecksFollowTheirPatterns() {
+        let samples = ["a", "build-1.x_y", "B2", "", ".x", "-x", "_x", "a/b", "../x", "a b", "é", "x" + String(repeating: "y", count: 63),
+                       "x" + String(repeating: "y", count: 64), "build.image", "a.b.c", "a.", ".a", "a..b", "A.b", "a.B", "1a.b", "a-1.b_2",
+                       "shell", "shell.run!", "a.b-", "a.-"]
+        for sample in samples {
+            #expect(WorkflowDocument.isName(sample) == (sample.range(of: WorkflowDocument.namePattern, options: .regularExpression) != nil), "name '\(sample)'")
+            #expect(WorkflowDocument.isAction(sample) == (sample.range(of: WorkflowDocument.actionPattern, options: .regularExpression) != nil), "action '\(sample)'")
+        }
+    }
+
     @Test func handOffsAreCheckedLikeAuthoredWorkflows() throws {
         let good = WorkflowDocument(name: "w", steps: [.init(id: "s", action: "util.noop")]).submitted(by: "a@b")
         func refusal(_ change: (inout WorkflowDocument) -> Void) -> String {

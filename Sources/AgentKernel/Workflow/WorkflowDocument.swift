@@ -140,14 +140,37 @@ public struct WorkflowDocument: Codable, Sendable, Equatable {
 
     /// Workflow names, step ids and workflow ids: they become directory names (a step's
     /// workspace is `state_dir/work/ID/STEP`), so no '/', no leading '.', and not too long.
+    /// (The rules as patterns; `isName`/`isAction` implement them, and a test holds them equal.)
     static let namePattern = #"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"#
     static let actionPattern = #"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$"#
     /// The longest `time_limit`: 30 days. Longer is almost certainly a typo, and the limit
     /// becomes a timer in milliseconds.
     public static let maximumTimeLimit: Double = 30 * 24 * 3600
 
-    static func isName(_ text: String) -> Bool { text.range(of: namePattern, options: .regularExpression) != nil }
-    static func isAction(_ text: String) -> Bool { text.range(of: actionPattern, options: .regularExpression) != nil }
+    // Checked by hand rather than with the patterns above: every hand-off checks a dozen names,
+    // and Foundation compiles a pattern on each use (tens of µs each, on the hand-off's path).
+    static func isName(_ text: String) -> Bool {
+        let bytes = text.utf8
+        guard let first = bytes.first, bytes.count <= 64, isAlphanumeric(first) else { return false }
+        return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    static func isAction(_ text: String) -> Bool {
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count >= 2, let module = parts.first, let first = module.first,
+              first >= UInt8(ascii: "a"), first <= UInt8(ascii: "z") else { return false }
+        return parts.allSatisfy { part in
+            !part.isEmpty && part.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        }
+    }
+
+    private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        isLowerAlphanumeric(byte) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+    }
 
     /// Why `seconds` cannot be a `time_limit`, or nil if it can.
     static func timeLimitProblem(_ seconds: Double) -> String? {
