@@ -39,8 +39,12 @@ struct Workflow: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Workflows the online agents hold or handed on, latest change first: id, name, step, state (how it ended, once finished), updated, holder.")
         @OptionGroup var options: ClientOptions
+        @Option(help: "Show at most this many workflows, latest first (0: all).") var limit = 20
+        func validate() throws {
+            guard limit >= 0 else { throw ValidationError("--limit must be 0 (all) or more") }
+        }
         func run() async throws {
-            try await withSession(options) { try await WorkflowOperations(session: $0).list() }
+            try await withSession(options) { try await WorkflowOperations(session: $0).list(limit: limit) }
         }
     }
 

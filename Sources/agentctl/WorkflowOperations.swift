@@ -92,7 +92,7 @@ struct WorkflowOperations {
 
     // MARK: list, status, trail, cancel
 
-    func list() async throws {
+    func list(limit: Int = 20) async throws {
         let (entries, failures) = try await session.workflows.workflows()
         for failure in failures { complain("\(failure.agent) did not answer: \(failure.reason)") }
         var rows: [(updated: Date, cells: [String])] = []
@@ -112,7 +112,9 @@ struct WorkflowOperations {
         } else {
             // Latest change first, as the agents keep their newest entries.
             let ordered = rows.sorted { ($0.updated, $0.cells[0]) > ($1.updated, $1.cells[0]) }
-            print(Render.table(["ID", "NAME", "STEP", "STATE", "UPDATED", "HOLDER"], ordered.map(\.cells)))
+            let shown = limit > 0 ? Array(ordered.prefix(limit)) : ordered
+            print(Render.table(["ID", "NAME", "STEP", "STATE", "UPDATED", "HOLDER"], shown.map(\.cells)))
+            if shown.count < ordered.count { print("(\(ordered.count - shown.count) older not shown; --limit 0 shows all)") }
         }
     }
 
