@@ -146,6 +146,38 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await agent.stop()
     }
 
+    /// A cancel left to the task holding the workflow was only in memory: after a restart of
+    /// the agent, the workflow ran on as if never cancelled.
+    @Test func aCancelLeftToATaskSurvivesARestart() async throws {
+        let counter = Locked<[String: Int]>([:])
+        try await cluster.account("restarter")
+        var settings = cluster.settings("restarter", modules: [], trusted: ["ops@baton.test", "*@baton.test"])
+        settings.concurrency = 1
+        func start() async throws -> RunningAgent {
+            let agent = try await RunningAgent(try Agent(settings: settings, modules: [
+                CountingStep(name: "restarter", action: "t.long", counter: counter, delay: .seconds(2))]))
+            #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.long") } })
+            return agent
+        }
+        var agent = try await start()
+        let first = try agent.agent.engine.submit(pipeline(["t.long"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { counter.value["\(first.id)#s1"] == 1 })
+        let second = try agent.agent.engine.submit(pipeline(["t.long"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { try agent.agent.engine.journal.entries(workflow: second.id).first?.state == .accepted })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try agent.agent.engine.cancel(second.id, by: "ops@baton.test/test") == "cancelling (step about to start)")
+        // Stopped before the slot frees (the first step ends with the stop): the second never started.
+        try await agent.stop()
+        #expect(counter.value["\(second.id)#s1"] == nil)
+        #expect(try agent.agent.engine.journal.entries(workflow: second.id).first?.state == .accepted, "still to be cancelled at the restart")
+        agent = try await start()
+        #expect(try await eventually(15) { try finished(agent.agent, second.id) != nil })
+        #expect(try finished(agent.agent, second.id)?.status == .cancelled)
+        #expect(counter.value["\(second.id)#s1"] == nil, "the cancelled step never ran, before or after the restart")
+        #expect(try agent.agent.engine.journal.records(prefix: WorkflowEngine.cancelRecordPrefix).isEmpty, "the request is cleared once done")
+        try await agent.stop()
+    }
+
     /// An agent that refuses a hand-off (the sender is not in its `trusted`) was sent the whole
     /// document again five times a second, for as long as the workflow stayed parked.
     @Test func aRefusedWorkflowIsTriedAgainLessAndLessOften() async throws {

@@ -133,6 +133,9 @@ public final class WorkflowEngine: Sendable {
         default: break
         }
         let id = entry.document.id, k = key(id, entry.seq)
+        // Kept in the journal until the workflow ends here or the cancel reaches its holder: a
+        // cancel left to a task (or to a target's answer) must survive a restart of this agent.
+        try journal.setRecord(Self.cancelRecordPrefix + id, json: JSONValue.string(who).jsonText)
         let idle = scheduling.withLock { s -> Bool in
             s.cancelRequested.insert(id)
             s.running[k]?.cancel()
@@ -166,11 +169,33 @@ public final class WorkflowEngine: Sendable {
         }
     }
 
+    /// Journal records of cancels not yet carried out (key: prefix + workflow id).
+    public static let cancelRecordPrefix = "workflow.cancel/"
+
+    /// Cancels requested before a restart: pending again, passed on, or done with.
+    private func restoreCancelRequests() {
+        for (key, _) in (try? journal.records(prefix: Self.cancelRecordPrefix)) ?? [] {
+            let id = String(key.dropFirst(Self.cancelRecordPrefix.count))
+            guard let latest = try? journal.entries(workflow: id).first, latest.document.id == id else {
+                try? journal.setRecord(key, json: nil)
+                continue
+            }
+            switch latest.state {
+            case .finished: try? journal.setRecord(key, json: nil)
+            case .handed:
+                // Handed on before the cancel could be passed on: pass it on now.
+                if let target = latest.target, target != "self" { forwardCancel(of: latest.document, to: target) } else { try? journal.setRecord(key, json: nil) }
+            default: scheduling.withLock { _ = $0.cancelRequested.insert(id) }
+            }
+        }
+    }
+
     private func isCancelRequested(_ workflow: String) -> Bool { scheduling.withLock { $0.cancelRequested.contains(workflow) } }
 
     /// Resumes everything the journal holds (after a crash or restart) and keeps retrying
     /// parked work until `stop`.
     func run() async {
+        restoreCancelRequests()
         do {
             for entry in try journal.entries(in: [.accepted, .running, .routing, .handing, .parked]) {
                 if entry.state != .parked { logger.info("resuming \(entry.document.shortName) (\(entry.state.rawValue))") }
@@ -237,7 +262,10 @@ public final class WorkflowEngine: Sendable {
         refusalObservers.add(observer)
     }
 
-    private func ended(_ document: WorkflowDocument) { endObservers.notify(document) }
+    private func ended(_ document: WorkflowDocument) {
+        if isCancelRequested(document.id) { try? journal.setRecord(Self.cancelRecordPrefix + document.id, json: nil) }
+        endObservers.notify(document)
+    }
 
     /// Ends the event publisher (called on shutdown, after the engine's pump is cancelled).
     func stop() { events.finish() }
@@ -565,11 +593,12 @@ public final class WorkflowEngine: Sendable {
     /// now, so the request goes there (this agent is trusted by it: it just took our hand-off).
     private func forwardCancel(of document: WorkflowDocument, to target: String) {
         let control = ControlClient(connection: connection, pubsubService: settings.pubsubService)
-        let logger = logger
+        let logger = logger, journal = journal
         Task {
             do {
                 let outcome = try await control.run(target, node: "cancel", values: ["id": [document.id]])
                 logger.info("cancel of \(document.shortName) passed on to \(target): \(outcome.form?["outcome"] ?? "done")")
+                try? journal.setRecord(Self.cancelRecordPrefix + document.id, json: nil)
             } catch {
                 logger.warning("cancel of \(document.shortName) could not be passed on to \(target): \(error)")
             }
