@@ -70,8 +70,9 @@ struct Workflow: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cancel a workflow on the agent that holds it.")
         @OptionGroup var options: ClientOptions
         @Argument(help: "Workflow id, or its first characters.") var id: String
+        @Flag(help: "Also end a hand-off that waits for an agent that may hold it (when that agent is gone for good).") var force = false
         func run() async throws {
-            try await withSession(options) { try await WorkflowOperations(session: $0).cancel(id) }
+            try await withSession(options) { try await WorkflowOperations(session: $0).cancel(id, force: force) }
         }
     }
 }

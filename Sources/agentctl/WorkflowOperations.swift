@@ -157,9 +157,9 @@ struct WorkflowOperations {
         }
     }
 
-    func cancel(_ query: String) async throws {
+    func cancel(_ query: String, force: Bool = false) async throws {
         let located = try await session.workflows.locate(query)
-        let results = try await session.workflows.cancel(located)
+        let results = try await session.workflows.cancel(located, force: force)
         for (agent, outcome) in results { print("\(located.id) on \(agent): \(outcome)") }
         guard results.contains(where: { $0.outcome.hasPrefix("cancel") }) else {
             throw CLIError("workflow \(located.id) was not cancelled: \(results.map(\.outcome).joined(separator: "; "))")

@@ -316,6 +316,26 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await other.stop()
     }
 
+    @Test func aHandOffWaitingForAGoneAgentIsCancelledOnlyWhenForced() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let sender = try await cluster.startAgent("waiter", steps: [])
+        let gone = try await cluster.startAgent("gone", steps: [CountingStep(name: "gone", action: "t.gone", counter: counter, delay: .seconds(1))])
+        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.gone"] } })
+        gone.agent.engine.ackDropper.withLock { $0 = 1 }
+        let document = try sender.agent.engine.submit(pipeline(["t.gone"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { counter.value["\(document.id)#s1"] == 1 })
+        try await gone.stop()
+        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
+        let waiting = try sender.agent.engine.cancel(document.id, by: "ops@baton.test/test")
+        #expect(waiting?.hasPrefix("cancelling (waiting for gone@baton.test/agent") == true, "\(waiting ?? "nil")")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .parked, "still waiting for the agent")
+        let forced = try sender.agent.engine.cancel(document.id, by: "ops@baton.test/test", force: true)
+        #expect(forced == "cancelled (forced; gone@baton.test/agent may still hold a copy)", "\(forced ?? "nil")")
+        #expect(try finished(sender.agent, document.id)?.status == .cancelled)
+        try await sender.stop()
+    }
+
     @Test func agentKilledMidStepIsRestartedAndStepRecordedOnce() async throws {
         let log = cluster.server.dir.appendingPathComponent("steps.log").path
         let counter = Locked<[String: Int]>([:])

@@ -122,14 +122,14 @@ public struct WorkflowClient: Sendable {
     }
 
     /// Runs `cancel` on every agent that still holds the workflow; returns (agent, outcome) pairs.
-    public func cancel(_ located: Located) async throws -> [(agent: String, outcome: String)] {
+    public func cancel(_ located: Located, force: Bool = false) async throws -> [(agent: String, outcome: String)] {
         let holders = located.holders.map(\.agent)
         guard !holders.isEmpty else {
             throw WorkflowClientError("no agent holds workflow \(located.id) now (last handed to \(located.lastHandedTo ?? "?"))")
         }
         var results: [(String, String)] = []
         for agent in Set(holders).sorted() {
-            let outcome = try await control.run(agent, node: "cancel", values: ["id": [located.id]])
+            let outcome = try await control.run(agent, node: "cancel", values: force ? ["id": [located.id], "force": ["true"]] : ["id": [located.id]])
             results.append((agent, outcome.form?["outcome"] ?? outcome.notes.map(\.text).joined(separator: "; ")))
         }
         return results

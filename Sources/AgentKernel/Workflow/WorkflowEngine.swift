@@ -125,7 +125,11 @@ public final class WorkflowEngine: Sendable {
     /// waiting for a slot or running, or its hand-off under way — is left to that task, which
     /// looks for the request at each point where it could go on: ending it from here would be
     /// overwritten by the task's next write, and the workflow would carry on.
-    public func cancel(_ workflow: String, by who: String) throws -> String? {
+    ///
+    /// `force` also ends, here, a workflow whose hand-off is waiting for an agent that may have
+    /// stored it (pinned): for when that agent is gone for good. Whoever forces it vouches that
+    /// the agent will not run the step.
+    public func cancel(_ workflow: String, by who: String, force: Bool = false) throws -> String? {
         guard let entry = try journal.entries(workflow: workflow).first else { return nil }
         switch entry.state {
         case .handed: return "handed to \(entry.target ?? "?")"
@@ -156,16 +160,17 @@ public final class WorkflowEngine: Sendable {
         switch current.state {
         case .handed: return "handed to \(current.target ?? "?")"
         case .finished: return "already \(current.document.status.rawValue)"
-        case .handing where current.target != nil, .parked where current.target != nil:
+        case .handing where current.target != nil && !force, .parked where current.target != nil && !force:
             // It may be stored at the target: settle that first, then the cancel goes there
             // (or, if the target says it never took it, it is cancelled here).
             release = false
             scheduling.withLock { _ = $0.busy.remove(k) }
             schedule(workflow: id, seq: current.seq)
-            return "cancelling (waiting for \(current.target ?? "?"), which may hold it, to answer)"
+            return "cancelling (waiting for \(current.target ?? "?"), which may hold it, to answer; force ends it here)"
         default:
-            try finish(current, status: .cancelled, reason: "cancelled by \(who)")
-            return "cancelled"
+            let forced = force && current.target != nil && (current.state == .handing || current.state == .parked)
+            try finish(current, status: .cancelled, reason: forced ? "cancelled by \(who), forced while waiting for \(current.target ?? "?")" : "cancelled by \(who)")
+            return forced ? "cancelled (forced; \(current.target ?? "?") may still hold a copy)" : "cancelled"
         }
     }
 

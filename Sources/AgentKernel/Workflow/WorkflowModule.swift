@@ -55,9 +55,11 @@ struct WorkflowModule: AgentModule {
             },
             AdHocCommand(node: "cancel", name: "Cancel a workflow", form: DataForm(.form, title: "Cancel", fields: [
                 .init("id", label: "Workflow id (or its first characters)", required: true),
+                .init("force", type: .boolean, label: "End it here even if an agent that may hold it does not answer"),
             ])) { invocation in
                 let id = try invocation.required("id")
-                guard let outcome = try Self.badRequest({ try engine.cancel(id, by: invocation.from) }) else {
+                let force = ["1", "true"].contains(invocation.value("force") ?? "")
+                guard let outcome = try Self.badRequest({ try engine.cancel(id, by: invocation.from, force: force) }) else {
                     throw StanzaError(.itemNotFound, "workflow \(id) is not held by \(settings.name)")
                 }
                 return .fields("Cancel", [("id", id), ("outcome", outcome)])
