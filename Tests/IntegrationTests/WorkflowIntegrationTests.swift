@@ -191,10 +191,14 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         }
         let document = try sender.agent.engine.submit(pipeline(["t.picky"]), by: "ops@baton.test/test")
         #expect(try await eventually(10) { !refusals.value.isEmpty })
-        try await Task.sleep(for: .seconds(5))
+        try await Task.sleep(for: .seconds(6.5))
         let times = refusals.value
-        // First try, then after about 1, 2 and 4 s: a handful, where it used to be 25 or more.
-        #expect((2...5).contains(times.count), "\(times.count) refusals in ~5 s")
+        // First try, then about 1 s and 3 s later (the next is due at ~7 s): where it used to be
+        // 30 or more (every 200 ms), or 6 with a wait that did not grow.
+        #expect((2...4).contains(times.count), "\(times.count) refusals in ~6.5 s")
+        if times.count >= 3 {
+            #expect(times[2] - times[1] > times[1] - times[0], "each wait longer than the last: \(times)")
+        }
         let entry = try #require(try sender.agent.engine.journal.entries(workflow: document.id).first)
         #expect(entry.state == .parked && entry.document.reason?.contains("forbidden") == true, "\(entry.state) \(entry.document.reason ?? "")")
         try await sender.stop()

@@ -179,12 +179,13 @@ public final class Agent: Sendable {
         }
         let mustStart = state.withLock { s -> Bool in defer { s.modulesStarted = true }; return !s.modulesStarted }
         if mustStart {
-            // The engine first: what the journal holds is resumed even if a module cannot start.
-            engineTask.withLock { $0 = Task { await engine.run() } }
+            // Modules first (a step resumed before its module is ready would fail), but the
+            // engine starts whatever they do: what the journal holds must not stay stuck.
             var failures: [String] = []
             for module in modules {
                 do { try await module.start(context) } catch { failures.append("module \(module.name) did not start: \(error)") }
             }
+            engineTask.withLock { $0 = Task { await engine.run() } }
             if let spool = settings.spoolDirectory {
                 let watcher = try SpoolWatcher(directory: spool, engine: engine, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" })
                 spoolTask.withLock { $0 = Task { await watcher.run() } }
@@ -281,14 +282,21 @@ public final class Agent: Sendable {
         }
         on(.get, "ping", NS.ping) { _, _ in nil }
         on(.set, "handoff", NS.batonWorkflow, answering: { [self] iq, from, answer in
-            guard settings.trusts(from) else {
-                throw StanzaError(.forbidden, "\(JID(from)?.bare ?? from) may not hand work to \(settings.name)")
-            }
-            let (document, json) = try HandoffStanzas.document(in: iq.firstChild!)
-            try engine.receive(document, json: json, from: from) { isNew in
-                // The test hook for a lost acknowledgement: stored, but no answer.
-                guard !engine.ackDropper.withLock({ n -> Bool in defer { n = max(0, n - 1) }; return n > 0 }) else { return }
-                answer(HandoffStanzas.accepted(duplicate: !isNew))
+            do {
+                guard settings.trusts(from) else {
+                    throw StanzaError(.forbidden, "\(JID(from)?.bare ?? from) may not hand work to \(settings.name)")
+                }
+                let (document, json) = try HandoffStanzas.document(in: iq.firstChild!)
+                try engine.receive(document, json: json, from: from) { isNew in
+                    // The test hook for a lost acknowledgement: stored, but no answer.
+                    guard !engine.ackDropper.withLock({ n -> Bool in defer { n = max(0, n - 1) }; return n > 0 }) else { return }
+                    answer(HandoffStanzas.accepted(duplicate: !isNew))
+                }
+            } catch let error as StanzaError where error.isReceiversRefusal && engine.holds(iq.firstChild) {
+                // A copy stored before is acknowledged, not refused: should this agent's trust or
+                // actions have changed since, a refusal would tell the sender it was never
+                // stored, and the step would run a second time elsewhere.
+                answer(HandoffStanzas.accepted(duplicate: true))
             }
         })
         on(.get, "query", NS.version) { _, _ in SoftwareVersion.query }

@@ -183,6 +183,13 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Whether (workflow, seq) is here, in any state: the dedup key alone, without the document.
+    public func holds(_ workflow: String, seq: Int) throws -> Bool {
+        try db.read { db in
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq]) ?? false
+        }
+    }
+
     public func entry(_ workflow: String, seq: Int) throws -> Entry? {
         try db.read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq]).map(Self.entry)

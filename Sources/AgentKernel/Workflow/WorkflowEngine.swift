@@ -119,6 +119,12 @@ public final class WorkflowEngine: Sendable {
         }
     }
 
+    /// Whether the hand-off `element` names a (workflow, seq) already in the journal.
+    func holds(_ element: XMLElement?) -> Bool {
+        guard let workflow = element?["workflow"], let seq = element?["seq"].flatMap({ Int($0) }) else { return false }
+        return (try? journal.holds(workflow, seq: seq)) == true
+    }
+
     /// Cancels a workflow held here; returns the entry's state or nil if not held here.
     ///
     /// An entry no task is working on is ended here and now. One that a task holds — its step
@@ -147,19 +153,28 @@ public final class WorkflowEngine: Sendable {
             return s.busy.insert(k).inserted
         }
         guard idle else {
+            let busy: String
             switch entry.state {
-            case .running: return "cancelling (step running)"
-            case .handing, .routing: return "cancelling (being handed on; cancelled where it arrives if already sent)"
-            default: return "cancelling (step about to start)"
+            case .running: busy = "cancelling (step running)"
+            case .handing, .routing: busy = "cancelling (being handed on; cancelled where it arrives if already sent)"
+            case .parked where entry.target != nil: busy = "cancelling (waiting for \(entry.target ?? "?"), which may hold it, to answer)"
+            default: busy = "cancelling (step about to start)"
             }
+            // Force acts only on an entry at rest; one that is being handed on is settled first.
+            return force ? busy + "; not forced: a hand-off attempt is under way, force again in a few seconds" : busy
         }
         var release = true
         defer { if release { scheduling.withLock { _ = $0.busy.remove(k) } } }
         // Read again now that no task can start on it: one may have finished just before.
         guard let current = try journal.entry(id, seq: entry.seq) else { return nil }
         switch current.state {
-        case .handed: return "handed to \(current.target ?? "?")"
-        case .finished: return "already \(current.document.status.rawValue)"
+        case .handed:
+            // Handed on just now: the cancel follows it.
+            passOnCancel(id, seq: current.seq)
+            return "handed to \(current.target ?? "?"); the cancel is passed on"
+        case .finished:
+            clearCancel(id)
+            return "already \(current.document.status.rawValue)"
         case .handing where current.target != nil && !force, .parked where current.target != nil && !force:
             // It may be stored at the target: settle that first, then the cancel goes there
             // (or, if the target says it never took it, it is cancelled here).
@@ -210,7 +225,7 @@ public final class WorkflowEngine: Sendable {
             logger.error("cannot read the journal: \(error)")
         }
         var lastPrune = ContinuousClock.now
-        var lastCapable: Set<String> = []
+        var lastOnline = Set(await directory.all.filter(\.online).map(\.jid))
         while !Task.isCancelled {
             // Hand-offs that no task is working on (their connection dropped) are retried at
             // once; parked work waits until an agent offering its next action is online.
@@ -220,19 +235,19 @@ public final class WorkflowEngine: Sendable {
             let parked = (try? journal.entries(in: [.parked])) ?? []
             let actions = Set(parked.compactMap { $0.document.currentStep?.action })
             if idle((try? journal.keys(in: [.handing, .routing])) ?? []).isEmpty {
-                _ = await directory.wait(timeout: 5) { peers in
+                // At most a second: a workflow parked meanwhile is due for its first retry then.
+                _ = await directory.wait(timeout: 1) { peers in
                     peers.contains { peer in peer.online && actions.contains { peer.description.actions.contains($0) } }
                 }
             }
             if Task.isCancelled { break }
-            // A parked workflow is tried again when its wait is over, or at once when the agents
-            // that could take it change (one came online, one went away).
-            let capable = Set(await directory.all.filter { peer in peer.online && !actions.isDisjoint(with: peer.description.actions) }.map(\.jid))
-            if capable != lastCapable {
-                scheduling.withLock { $0.parkedRetry.removeAll() }
-                lastCapable = capable
-            }
+            // A parked workflow is tried again when its wait is over, or at once when an agent
+            // comes online (one that could take it, or the one it waits for, may be among them).
+            let online = Set(await directory.all.filter(\.online).map(\.jid))
+            if !online.isSubset(of: lastOnline) { scheduling.withLock { $0.parkedRetry.removeAll() } }
+            lastOnline = online
             let parkedKeys = Set(parked.map { key($0.document.id, $0.seq) }), now = ContinuousClock.now
+            scheduling.withLock { s in s.parkedRetry = s.parkedRetry.filter { parkedKeys.contains($0.key) || $0.value.at > now } }
             for (workflow, seq) in idle((try? journal.keys(in: [.parked, .handing, .routing])) ?? []) {
                 let k = key(workflow, seq)
                 if parkedKeys.contains(k), let at = scheduling.withLock({ $0.parkedRetry[k]?.at }), at > now { continue }
@@ -268,8 +283,22 @@ public final class WorkflowEngine: Sendable {
     }
 
     private func ended(_ document: WorkflowDocument) {
-        if isCancelRequested(document.id) { try? journal.setRecord(Self.cancelRecordPrefix + document.id, json: nil) }
+        if isCancelRequested(document.id) { clearCancel(document.id) }
         endObservers.notify(document)
+    }
+
+    private func clearCancel(_ workflow: String) {
+        scheduling.withLock { _ = $0.cancelRequested.remove(workflow) }
+        try? journal.setRecord(Self.cancelRecordPrefix + workflow, json: nil)
+    }
+
+    /// If (workflow, seq) has been handed to another agent, the pending cancel goes there.
+    private func passOnCancel(_ workflow: String, seq: Int) {
+        guard let entry = try? journal.entry(workflow, seq: seq), entry.state == .handed,
+              let target = entry.target, target != "self" else { return }
+        // From here the request is the receiver's; the record stays until it has it.
+        scheduling.withLock { _ = $0.cancelRequested.remove(workflow) }
+        forwardCancel(of: entry.document, to: target)
     }
 
     /// Ends the event publisher (called on shutdown, after the engine's pump is cancelled).
@@ -296,8 +325,13 @@ public final class WorkflowEngine: Sendable {
         loadChanged(scheduling.withLock { $0.busy.count })
         Task {
             defer {
-                scheduling.withLock { _ = $0.busy.remove(k) }
+                let cancelPending = scheduling.withLock { s -> Bool in
+                    _ = s.busy.remove(k)
+                    return s.cancelRequested.contains(workflow)
+                }
                 loadChanged(scheduling.withLock { $0.busy.count })
+                // A cancel that came while this task handed the workflow on follows it.
+                if cancelPending { passOnCancel(workflow, seq: seq) }
             }
             do {
                 // Re-read unless the caller holds the entry as just stored: the state may have
@@ -322,8 +356,12 @@ public final class WorkflowEngine: Sendable {
     /// failed and is to be retried (by the same task, which keeps the entry marked busy).
     private func runStep(_ entry: Journal.Entry) async throws -> Journal.Entry? {
         var document = entry.document
+        if isCancelRequested(document.id), try journal.entry(document.id, seq: entry.seq)?.state != .finished {
+            try finish(entry, status: .cancelled, reason: "cancelled before step \(document.currentStep?.id ?? "?")")
+            return nil
+        }
         guard let step = document.currentStep, let runner = runners[step.action] else {
-            try park(entry, reason: "this agent cannot run '\(document.currentStep?.action ?? "?")'")
+            try park(entry, reason: "this agent cannot run '\(document.currentStep?.action ?? "?")'", wasParked: entry.state == .parked)
             return nil
         }
         await limiter.acquire()
@@ -492,9 +530,14 @@ public final class WorkflowEngine: Sendable {
             try await resolve(entry, with: target)
             return
         }
+        if isCancelRequested(entry.document.id) {
+            try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id) was handed on")
+            return
+        }
+        let wasParked = entry.state == .parked
         let candidates = await directory.candidates(for: step.action, key: entry.document.id).map(\.jid)
         guard !candidates.isEmpty else {
-            try park(entry, reason: "no agent offers \(step.action)")
+            try park(entry, reason: "no agent offers \(step.action)", wasParked: wasParked)
             return
         }
         var refusals: [String] = []
@@ -505,32 +548,35 @@ public final class WorkflowEngine: Sendable {
                 schedule(entry.document, seq: entry.document.cursor, state: .accepted)
                 return
             }
-            if isCancelRequested(entry.document.id) {
-                try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id) was handed on")
-                return
-            }
             switch try await handOff(entry, to: target, resending: false) {
             case .handed, .interrupted: return
             case .refused(let why): refusals.append(why)
             case .unanswered(let why):
-                try park(Journal.Entry(document: entry.document, seq: entry.seq, state: .handing, target: target, updated: Date()), reason: why)
+                try park(Journal.Entry(document: entry.document, seq: entry.seq, state: .handing, target: target, updated: Date()),
+                         reason: why, wasParked: wasParked)
                 return
             }
         }
         try park(Journal.Entry(document: entry.document, seq: entry.seq, state: .handing, target: nil, updated: Date()),
-                 reason: "every agent offering \(step.action) refused it: \(refusals.joined(separator: "; "))")
+                 reason: "every agent offering \(step.action) refused it: \(refusals.joined(separator: "; "))", wasParked: wasParked)
     }
 
     /// Settles a hand-off that `target` may hold: only `target` is asked (it dedups), until it
     /// answers. Only its own refusal frees the workflow for another agent.
-    private func resolve(_ entry: Journal.Entry, with target: String) async throws {
-        guard await directory.peer(target)?.online == true else {
-            try park(entry, reason: "waiting for \(target), which may have stored it (offline)")
+    private func resolve(_ entry: Journal.Entry, with pinned: String) async throws {
+        let wasParked = entry.state == .parked
+        // The same agent back under another resource (one not fixed in its config) is still it.
+        let bare = JID(pinned)?.bare
+        let online = await directory.all.filter { $0.online }
+        guard let target = online.first(where: { $0.jid == pinned })?.jid ?? online.first(where: { JID($0.jid)?.bare == bare })?.jid else {
+            try park(entry, reason: "waiting for \(pinned), which may have stored it (offline)", wasParked: wasParked)
             return
         }
+        var entry = entry
+        entry.target = target
         switch try await handOff(entry, to: target, resending: true) {
         case .handed, .interrupted: return
-        case .unanswered(let why): try park(entry, reason: why)
+        case .unanswered(let why): try park(entry, reason: why, wasParked: wasParked)
         case .refused(let why):
             logger.info("\(entry.document.shortName): \(why); routing it anew")
             try await route(Journal.Entry(document: entry.document, seq: entry.seq, state: .routing, target: nil, updated: Date()))
@@ -569,7 +615,6 @@ public final class WorkflowEngine: Sendable {
                 } else {
                     try journal.update(document.id, seq: entry.seq, state: .handed, target: target)
                 }
-                if isCancelRequested(document.id) { forwardCancel(of: document, to: target) }
                 let record = Handoff(workflow: document.id, seq: document.cursor, target: target, bytes: json.utf8.count,
                                      started: started, duration: .now - started)
                 handoffObservers.notify(record)
@@ -581,7 +626,7 @@ public final class WorkflowEngine: Sendable {
                 // Before anything may have arrived, any error means it was not stored. After,
                 // only the receiver's own refusals say so: the server answers for an agent
                 // that went offline (service-unavailable) whether or not it stored it first.
-                if !delivered || error.isReceiversRefusal { return .refused("\(target): \(error)") }
+                if error.isReceiversRefusal || (!delivered && error.condition.meansNotDelivered) { return .refused("\(target): \(error)") }
                 return .unanswered("\(target) may have stored it and now answers \(error); asking it again")
             } catch ConnectionError.timeout {
                 delivered = true
@@ -598,38 +643,51 @@ public final class WorkflowEngine: Sendable {
     /// now, so the request goes there (this agent is trusted by it: it just took our hand-off).
     private func forwardCancel(of document: WorkflowDocument, to target: String) {
         let control = ControlClient(connection: connection, pubsubService: settings.pubsubService)
-        let logger = logger, journal = journal
+        let logger = logger, journal = journal, key = Self.cancelRecordPrefix + document.id
         Task {
-            do {
-                let outcome = try await control.run(target, node: "cancel", values: ["id": [document.id]])
-                logger.info("cancel of \(document.shortName) passed on to \(target): \(outcome.form?["outcome"] ?? "done")")
-                try? journal.setRecord(Self.cancelRecordPrefix + document.id, json: nil)
-            } catch {
-                logger.warning("cancel of \(document.shortName) could not be passed on to \(target): \(error)")
+            var target = target
+            // It follows the workflow if that agent has handed it on meanwhile (a few hops at
+            // most: a cancel is faster than steps), and tries again if the agent is unreachable;
+            // what is still undelivered then is retried at this agent's next start.
+            for attempt in 1...6 {
+                do {
+                    let outcome = try await control.run(target, node: "cancel", values: ["id": [document.id]])
+                    let said = outcome.form?["outcome"] ?? "done"
+                    if let next = said.firstMatch(of: /^handed to (\S+)/)?.1, next != "self" {
+                        logger.info("cancel of \(document.shortName): \(target) handed it to \(next); following it")
+                        target = String(next)
+                        continue
+                    }
+                    logger.info("cancel of \(document.shortName) passed on to \(target): \(said)")
+                    try? journal.setRecord(key, json: nil)
+                    return
+                } catch {
+                    logger.warning("cancel of \(document.shortName) could not be passed on to \(target) (try \(attempt)): \(error)")
+                    try? await Task.sleep(for: .seconds(2 * attempt))
+                }
             }
         }
     }
 
-    private func park(_ entry: Journal.Entry, reason: String) throws {
+    /// Parks `entry` (journaled `parked`, target kept) and sets when it is tried again.
+    ///
+    /// `wasParked`: the entry was parked before this try. Parked again for the same reason, it
+    /// waits twice as long as before (1 s, 2 s, … 60 s) and nobody is told again: an agent that
+    /// refuses the hand-off (e.g. the sender is not in its `trusted`) would otherwise be sent the
+    /// whole document, and the submitter a chat line, every second for as long as it lasts.
+    private func park(_ entry: Journal.Entry, reason: String, wasParked: Bool) throws {
         var document = entry.document
-        let wasParked = entry.state == .parked
-        // Still parked, for the same reason, after the periodic retry: nothing new to record
-        // (rewriting it would cost a write per parked workflow every few seconds and make it
-        // look recently changed in `wf list`).
-        // Each such try waits twice as long as the one before (1 s, 2 s, … 60 s): an agent that
-        // refuses the hand-off (e.g. the sender is not in its `trusted`) would otherwise be
-        // sent the whole document five times a second.
         let k = key(document.id, entry.seq)
-        if wasParked, document.status == .parked, document.reason == reason {
-            scheduling.withLock { s in
-                let delay = min((s.parkedRetry[k]?.delay ?? .milliseconds(500)) * 2, Self.maximumParkedRetryDelay)
-                s.parkedRetry[k] = (delay, .now + delay)
-            }
-            return
+        let again = wasParked && document.status == .parked && document.reason == reason
+        scheduling.withLock { s in
+            let delay = again ? min((s.parkedRetry[k]?.delay ?? .milliseconds(500)) * 2, Self.maximumParkedRetryDelay) : .seconds(1)
+            s.parkedRetry[k] = (delay, .now + delay)
         }
-        scheduling.withLock { $0.parkedRetry[k] = (.seconds(1), .now + .seconds(1)) }
         document.status = .parked
         document.reason = reason
+        // The same parking as before: rewritten only if a hand-off attempt changed the row
+        // (a write per retry would also make it look just changed in `wf list`).
+        if again, try journal.entry(document.id, seq: entry.seq)?.state == .parked { return }
         // The target stays: a parked hand-off that may have reached it is resolved with it alone.
         try journal.update(document, seq: entry.seq, state: .parked, target: entry.target)
         if !wasParked {

@@ -19,6 +19,13 @@ public struct StanzaError: Error, Sendable, Equatable, CustomStringConvertible {
         case undefinedCondition = "undefined-condition"
         case unexpectedRequest = "unexpected-request"
 
+        /// Conditions a server gives for a stanza it could not deliver at all (no such session,
+        /// user or server). Unlike `recipient-unavailable` — which XEP-0198 also uses for stanzas
+        /// a closed session had received but not acknowledged — they say nothing reached anyone.
+        var meansNotDelivered: Bool {
+            self == .serviceUnavailable || self == .itemNotFound || self == .remoteServerNotFound
+        }
+
         /// The error type RFC 6120 pairs with each condition.
         var defaultType: String {
             switch self {
