@@ -153,7 +153,10 @@ struct RootfsAssembler {
 
     /// Resolves startup_owner (name or uid) through the image's /etc/passwd.
     func resolveOwner(_ owner: String, resolver: PathResolver) throws -> (uid: UInt32, gid: UInt32, home: String) {
-        let text = (try? String(contentsOfFile: resolver.hostPath("/etc/passwd"), encoding: .utf8)) ?? ""
+        // Read like a collected file, without following symlinks: an image whose /etc/passwd
+        // links to an absolute path would otherwise have the host's own file read here.
+        let data = try? resolver.readRegularFile("/etc/passwd", field: "startup_owner")
+        let text = data.flatMap { String(data: $0, encoding: .utf8) } ?? ""
         let entries = text.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
             .filter { $0.count >= 6 }
         if let uid = UInt32(owner) {

@@ -132,3 +132,25 @@ import Testing
         }
     }
 }
+
+/// The image's /etc/passwd is read for `startup_owner` without following symlinks.
+@Suite struct OwnerLookupTests {
+    @Test func aSymlinkedPasswdIsNotFollowedToTheHost() throws {
+        let dir = NSTemporaryDirectory() + "baton-owner-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rootfs = dir + "/rootfs", hostFile = dir + "/host-passwd"
+        try FileManager.default.createDirectory(atPath: rootfs + "/etc", withIntermediateDirectories: true)
+        let assembler = RootfsAssembler(layers: try LayerStore(layersDir: dir + "/layers"), imageDir: dir + "/images")
+        let resolver = PathResolver(rootfs: rootfs)
+
+        try "alice:x:1001:1002::/home/alice:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
+        let alice = try assembler.resolveOwner("alice", resolver: resolver)
+        #expect(alice.uid == 1001 && alice.gid == 1002 && alice.home == "/home/alice")
+
+        try FileManager.default.removeItem(atPath: rootfs + "/etc/passwd")
+        try "evil:x:4242:4242::/home/evil:/bin/sh\n".write(toFile: hostFile, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/etc/passwd", withDestinationPath: hostFile)
+        #expect(throws: LauncherError.self) { try assembler.resolveOwner("evil", resolver: resolver) }
+        #expect(try assembler.resolveOwner("root", resolver: resolver).uid == 0)
+    }
+}
