@@ -183,6 +183,13 @@ public final class Journal: Sendable {
         }
     }
 
+    /// The state of (workflow, seq), without reading its document; nil if not here.
+    public func state(_ workflow: String, seq: Int) throws -> State? {
+        try db.read { db in
+            try State.fetchOne(db.cachedStatement(sql: "SELECT state FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq])
+        }
+    }
+
     /// Whether (workflow, seq) is here, in any state: the dedup key alone, without the document.
     public func holds(_ workflow: String, seq: Int) throws -> Bool {
         try db.read { db in

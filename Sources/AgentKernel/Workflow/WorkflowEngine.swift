@@ -173,7 +173,7 @@ public final class WorkflowEngine: Sendable {
             passOnCancel(id, seq: current.seq)
             return "handed to \(current.target ?? "?"); the cancel is passed on"
         case .finished:
-            clearCancel(id)
+            clearCancelRecord(id)
             return "already \(current.document.status.rawValue)"
         case .handing where current.target != nil && !force, .parked where current.target != nil && !force:
             // It may be stored at the target: settle that first, then the cancel goes there
@@ -283,21 +283,22 @@ public final class WorkflowEngine: Sendable {
     }
 
     private func ended(_ document: WorkflowDocument) {
-        if isCancelRequested(document.id) { clearCancel(document.id) }
+        if isCancelRequested(document.id) { clearCancelRecord(document.id) }
         endObservers.notify(document)
     }
 
-    private func clearCancel(_ workflow: String) {
-        scheduling.withLock { _ = $0.cancelRequested.remove(workflow) }
+    /// The journal's record of a cancel, once it has nowhere left to go. The request itself
+    /// stays in memory: a task scheduled before the end must still see it.
+    private func clearCancelRecord(_ workflow: String) {
         try? journal.setRecord(Self.cancelRecordPrefix + workflow, json: nil)
     }
 
     /// If (workflow, seq) has been handed to another agent, the pending cancel goes there.
     private func passOnCancel(_ workflow: String, seq: Int) {
         guard let entry = try? journal.entry(workflow, seq: seq), entry.state == .handed,
-              let target = entry.target, target != "self" else { return }
-        // From here the request is the receiver's; the record stays until it has it.
-        scheduling.withLock { _ = $0.cancelRequested.remove(workflow) }
+              let target = entry.target, target != "self",
+              // Not yet passed on (the record goes once the receiver has it).
+              (try? journal.records(prefix: Self.cancelRecordPrefix + workflow))?.isEmpty == false else { return }
         forwardCancel(of: entry.document, to: target)
     }
 
@@ -366,6 +367,9 @@ public final class WorkflowEngine: Sendable {
         }
         await limiter.acquire()
         defer { Task { await limiter.release() } }
+        // The entry this task was given may be stale by now (e.g. cancelled while the task
+        // waited for its slot): only an entry still waiting for its step is run.
+        guard let state = try journal.state(document.id, seq: entry.seq), state.stepPending else { return nil }
         if isCancelRequested(document.id) {
             // The cancel itself ended the entry if no task held it at that moment (this task may
             // have been scheduled just after); otherwise it is ended here.
@@ -523,6 +527,8 @@ public final class WorkflowEngine: Sendable {
 
     private func route(_ entry: Journal.Entry) async throws {
         guard let step = entry.document.currentStep else { return }
+        // Ended (e.g. cancelled) since this task was scheduled with it: nothing to hand on.
+        guard let state = try journal.state(entry.document.id, seq: entry.seq), state != .finished, state != .handed else { return }
         // A hand-off that may have reached its target — sent, and no answer that says either
         // way: a timeout, a lost connection, a crash — stays with that target until it answers.
         // Sent to anyone else, the step could run on two agents.
