@@ -55,9 +55,10 @@ struct FlakyStep: StepRunner {
 
 extension TestCluster {
     func startAgent(_ user: String, steps: [any AgentModule], trusted: [String] = ["ops@baton.test", "*@baton.test"],
-                    spool: String? = nil, workflows: String? = nil) async throws -> RunningAgent {
+                    spool: String? = nil, workflows: String? = nil, concurrency: Int? = nil) async throws -> RunningAgent {
         try await account(user)
         var settings = settings(user, modules: [], trusted: trusted)
+        if let concurrency { settings.concurrency = concurrency }
         settings.spoolDirectory = spool
         if let workflows { settings.workflowsDirectory = workflows }
         return try await RunningAgent(try Agent(settings: settings, modules: steps))
@@ -124,11 +125,8 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
     /// took the slot, overwrote the end with `running` and ran the step.
     @Test func aWorkflowCancelledWhileItsStepWaitsForASlotNeverRunsIt() async throws {
         let counter = Locked<[String: Int]>([:])
-        try await cluster.account("single")
-        var settings = cluster.settings("single", modules: [], trusted: ["ops@baton.test", "*@baton.test"])
-        settings.concurrency = 1
-        let agent = try await RunningAgent(try Agent(settings: settings, modules: [
-            CountingStep(name: "single", action: "t.slow", counter: counter, delay: .seconds(2))]))
+        let agent = try await cluster.startAgent("single", steps: [CountingStep(name: "single", action: "t.slow", counter: counter, delay: .seconds(2))],
+                                                 concurrency: 1)
         #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.slow") } })
         let first = try agent.agent.engine.submit(pipeline(["t.slow"]), by: "ops@baton.test/test")
         #expect(try await eventually(10) { counter.value["\(first.id)#s1"] == 1 })
@@ -150,12 +148,9 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
     /// the agent, the workflow ran on as if never cancelled.
     @Test func aCancelLeftToATaskSurvivesARestart() async throws {
         let counter = Locked<[String: Int]>([:])
-        try await cluster.account("restarter")
-        var settings = cluster.settings("restarter", modules: [], trusted: ["ops@baton.test", "*@baton.test"])
-        settings.concurrency = 1
         func start() async throws -> RunningAgent {
-            let agent = try await RunningAgent(try Agent(settings: settings, modules: [
-                CountingStep(name: "restarter", action: "t.long", counter: counter, delay: .seconds(2))]))
+            let agent = try await cluster.startAgent("restarter", steps: [CountingStep(name: "restarter", action: "t.long", counter: counter, delay: .seconds(2))],
+                                                     concurrency: 1)
             #expect(await agent.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.long") } })
             return agent
         }

@@ -190,13 +190,6 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Whether (workflow, seq) is here, in any state: the dedup key alone, without the document.
-    public func holds(_ workflow: String, seq: Int) throws -> Bool {
-        try db.read { db in
-            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq]) ?? false
-        }
-    }
-
     public func entry(_ workflow: String, seq: Int) throws -> Entry? {
         try db.read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq]).map(Self.entry)
@@ -209,8 +202,11 @@ public final class Journal: Sendable {
     /// one of them at random (`cancel 3f`) would be worse than asking for more characters.
     public func entries(workflow: String) throws -> [Entry] {
         try db.read { db in
-            let exact = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow = ? ORDER BY seq DESC", arguments: [workflow])
-            if !exact.isEmpty || workflow.isEmpty { return try exact.map(Self.entry) }
+            func entries(of id: String) throws -> [Entry] {
+                try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow = ? ORDER BY seq DESC", arguments: [id]).map(Self.entry)
+            }
+            let exact = try entries(of: workflow)
+            if !exact.isEmpty || workflow.isEmpty { return exact }
             // substr rather than LIKE: '%' and '_' in what was typed are characters, not patterns.
             let ids = try String.fetchAll(db, sql: "SELECT DISTINCT workflow FROM custody WHERE substr(workflow, 1, ?) = ? LIMIT 6",
                                           arguments: [workflow.count, workflow])
@@ -218,7 +214,7 @@ public final class Journal: Sendable {
                 throw WorkflowError.invalid("'\(workflow)' is the start of several workflow ids (\(ids.prefix(5).joined(separator: ", "))\(ids.count > 5 ? ", …" : "")); give more of it")
             }
             guard let id = ids.first else { return [] }
-            return try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow = ? ORDER BY seq DESC", arguments: [id]).map(Self.entry)
+            return try entries(of: id)
         }
     }
 

@@ -122,7 +122,7 @@ public final class WorkflowEngine: Sendable {
     /// Whether the hand-off `element` names a (workflow, seq) already in the journal.
     func holds(_ element: XMLElement?) -> Bool {
         guard let workflow = element?["workflow"], let seq = element?["seq"].flatMap({ Int($0) }) else { return false }
-        return (try? journal.holds(workflow, seq: seq)) == true
+        return (try? journal.state(workflow, seq: seq)) != nil
     }
 
     /// Cancels a workflow held here; returns the entry's state or nil if not held here.
@@ -357,7 +357,7 @@ public final class WorkflowEngine: Sendable {
     /// failed and is to be retried (by the same task, which keeps the entry marked busy).
     private func runStep(_ entry: Journal.Entry) async throws -> Journal.Entry? {
         var document = entry.document
-        if isCancelRequested(document.id), try journal.entry(document.id, seq: entry.seq)?.state != .finished {
+        if isCancelRequested(document.id), try journal.state(document.id, seq: entry.seq) != .finished {
             try finish(entry, status: .cancelled, reason: "cancelled before step \(document.currentStep?.id ?? "?")")
             return nil
         }
@@ -369,13 +369,10 @@ public final class WorkflowEngine: Sendable {
         defer { Task { await limiter.release() } }
         // The entry this task was given may be stale by now (e.g. cancelled while the task
         // waited for its slot): only an entry still waiting for its step is run.
+        // (A cancel that ended the entry itself, before this task started, shows here too.)
         guard let state = try journal.state(document.id, seq: entry.seq), state.stepPending else { return nil }
         if isCancelRequested(document.id) {
-            // The cancel itself ended the entry if no task held it at that moment (this task may
-            // have been scheduled just after); otherwise it is ended here.
-            if try journal.entry(document.id, seq: entry.seq)?.state != .finished {
-                try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
-            }
+            try finish(entry, status: .cancelled, reason: "cancelled before step \(step.id)")
             return nil
         }
         if let deadline = document.deadline, deadline <= Date() {
@@ -693,7 +690,7 @@ public final class WorkflowEngine: Sendable {
         document.reason = reason
         // The same parking as before: rewritten only if a hand-off attempt changed the row
         // (a write per retry would also make it look just changed in `wf list`).
-        if again, try journal.entry(document.id, seq: entry.seq)?.state == .parked { return }
+        if again, try journal.state(document.id, seq: entry.seq) == .parked { return }
         // The target stays: a parked hand-off that may have reached it is resolved with it alone.
         try journal.update(document, seq: entry.seq, state: .parked, target: entry.target)
         if !wasParked {
