@@ -174,24 +174,37 @@ public final class Journal: Sendable {
     private func write<T>(synchronous: String, _ body: (Database) throws -> T) throws -> T {
         try db.writeWithoutTransaction { db in
             try db.cachedStatement(sql: "PRAGMA synchronous = \(synchronous)").execute()
-            var result: T?
-            try db.inTransaction {
-                result = try body(db)
-                return .commit
+            // BEGIN and COMMIT as cached statements: GRDB's `inTransaction` compiles both from
+            // their text on every call, and a hand-off makes three writes (baton-bench: the
+            // synced accept 0.20 → 0.xx ms).
+            try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
+            do {
+                let result = try body(db)
+                try db.cachedStatement(sql: "COMMIT").execute()
+                return result
+            } catch {
+                if sqlite3_get_autocommit(db.sqliteConnection) == 0 { try? db.execute(sql: "ROLLBACK") }
+                throw error
             }
-            return result!
         }
+    }
+
+    /// Reads without GRDB's read-only savepoint, which compiles three statements around each
+    /// read. Safe: this queue's one connection is the only one that writes, and a read runs
+    /// between writes, never inside one.
+    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.inDatabase(body)
     }
 
     /// The state of (workflow, seq), without reading its document; nil if not here.
     public func state(_ workflow: String, seq: Int) throws -> State? {
-        try db.read { db in
+        try read { db in
             try State.fetchOne(db.cachedStatement(sql: "SELECT state FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq])
         }
     }
 
     public func entry(_ workflow: String, seq: Int) throws -> Entry? {
-        try db.read { db in
+        try read { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM custody WHERE workflow = ? AND seq = ?"), arguments: [workflow, seq]).map(Self.entry)
         }
     }
@@ -201,7 +214,7 @@ public final class Journal: Sendable {
     /// step first. A prefix that several workflows share is refused with their ids: acting on
     /// one of them at random (`cancel 3f`) would be worse than asking for more characters.
     public func entries(workflow: String) throws -> [Entry] {
-        try db.read { db in
+        try read { db in
             func entries(of id: String) throws -> [Entry] {
                 try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE workflow = ? ORDER BY seq DESC", arguments: [id]).map(Self.entry)
             }
@@ -219,7 +232,7 @@ public final class Journal: Sendable {
     }
 
     public func entries(in states: [State]) throws -> [Entry] {
-        try db.read { db in
+        try read { db in
             let marks = states.map { _ in "?" }.joined(separator: ",")
             return try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE state IN (\(marks)) ORDER BY updated",
                                     arguments: StatementArguments(states.map(\.rawValue))).map(Self.entry)
@@ -228,7 +241,7 @@ public final class Journal: Sendable {
 
     /// (workflow, seq) of the entries in `states`, without reading their documents.
     public func keys(in states: [State]) throws -> [(workflow: String, seq: Int)] {
-        try db.read { db in
+        try read { db in
             let marks = states.map { _ in "?" }.joined(separator: ",")
             return try Row.fetchAll(db.cachedStatement(sql: "SELECT workflow, seq FROM custody WHERE state IN (\(marks))"),
                                     arguments: StatementArguments(states.map(\.rawValue))).map { ($0["workflow"], $0["seq"]) }
@@ -236,7 +249,7 @@ public final class Journal: Sendable {
     }
 
     public func recent(limit: Int = 50) throws -> [Entry] {
-        try db.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM custody ORDER BY updated DESC LIMIT ?", arguments: [limit]).map(Self.entry)
         }
     }
@@ -254,7 +267,7 @@ public final class Journal: Sendable {
     }
 
     public func records(prefix: String) throws -> [(key: String, json: String)] {
-        try db.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
                              arguments: [prefix.count, prefix]).map { ($0["key"], $0["value"]) }
         }
