@@ -508,6 +508,9 @@ final class Bench: Sendable {
         }
 
         // Hop latency: one workflow in flight at a time.
+        // CPU spent in this process meanwhile: on 2 cores, work beside the hand-off (running
+        // the step, events, the sender's bookkeeping) is what stretches it.
+        let usageBefore = ProcessUsage.now()
         var e2e: [Double] = []
         for round in 0..<(config.rounds + 3) {
             recording.withLock { $0 = round >= 3 }
@@ -529,6 +532,7 @@ final class Bench: Sendable {
             if round >= 3, let ended = endTime(submitted.id) { e2e.append(Double(ended - start) / 1e6) }
             try await Task.sleep(for: .milliseconds(20))
         }
+        let perHop = ProcessUsage.now().minus(usageBefore).divided(by: Double((config.rounds + 3) * 5))
         recording.withLock { $0 = false }
         let e2eSample = Sample(e2e)
         let hop = Sample(e2e.map { $0 / 5 })
@@ -583,6 +587,7 @@ final class Bench: Sendable {
             try sent.journal.entry(sent.handoff.workflow, seq: sent.handoff.seq - 1)?.document
         }
         return HandoffResult(hop: hop, handoff: handoff, custody: custody, e2e: e2eSample, rate: rate, workflows: count, seconds: seconds,
+                             usagePerHop: separateProcesses ? nil : perHop,
                              timedSenders: pipeline.count - 1, medianBytes: median?.handoff.bytes ?? 0, medianDocument: medianDocument)
     }
 
@@ -626,9 +631,33 @@ struct HandoffResult: Sendable {
     var rate: Double
     var workflows: Int
     var seconds: Double
+    /// CPU and thread switches of this process per hop, one workflow in flight (nil when some
+    /// agents run as processes of their own).
+    var usagePerHop: ProcessUsage?
     var timedSenders: Int
     /// Median size of the documents those hand-offs carried.
     var medianBytes: Int
     /// The document of that median hand-off, as its receiver stored it (the bare hand-off's model).
     var medianDocument: WorkflowDocument?
+}
+
+/// CPU time and voluntary context switches of this process (getrusage).
+struct ProcessUsage: Sendable {
+    var cpuMillis: Double
+    var switches: Double
+
+    static func now() -> ProcessUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func millis(_ t: timeval) -> Double { Double(t.tv_sec) * 1e3 + Double(t.tv_usec) / 1e3 }
+        return ProcessUsage(cpuMillis: millis(usage.ru_utime) + millis(usage.ru_stime), switches: Double(usage.ru_nvcsw))
+    }
+
+    func minus(_ other: ProcessUsage) -> ProcessUsage {
+        ProcessUsage(cpuMillis: cpuMillis - other.cpuMillis, switches: switches - other.switches)
+    }
+
+    func divided(by count: Double) -> ProcessUsage {
+        ProcessUsage(cpuMillis: cpuMillis / count, switches: switches / count)
+    }
 }

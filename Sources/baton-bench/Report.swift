@@ -50,6 +50,10 @@ extension Report {
         ]) + [
             Row(metric: "  step-to-step hop p50 / p99 (ms, e2e / 5)", baton: f(result.hop.p50) + " / " + f(result.hop.p99),
                 reference: "-", ratio: f(result.hop.p50 / hopReference) + "x", target: "(info: + running the step)", result: "-"),
+        ] + (result.usagePerHop.map { usage in [
+            Row(metric: "  CPU per hop (ms; all agents, thread switches)", baton: f(usage.cpuMillis) + ", " + f(usage.switches, 0),
+                reference: "-", ratio: "-", target: "(info: 2 cores share it)", result: "-"),
+        ] } ?? []) + [
             Row(metric: "Hand-offs/s (\(result.workflows) in flight; \(setup))", baton: f(result.rate, 0),
                 reference: f(result.seconds) + " s total", ratio: "-", target: ">= 500/s", result: Self.check(result.rate, result.rate >= 500)),
         ]

@@ -66,6 +66,46 @@ import Testing
         try await agent.stop()
     }
 
+    /// A direct handler answers on the I/O thread, and its requests never reach `events`; a task
+    /// that prefers the connection's executor runs on that thread, and still finishes once the
+    /// thread has ended.
+    @Test func directAnswersAndTheIOThreadExecutor() async throws {
+        try cluster.server.register(user: "direct", password: "pw-direct")
+        try cluster.server.register(user: "asker", password: "pw-asker")
+        let direct = try await cluster.connect("direct")
+        let asker = try await cluster.connect("asker")
+        let answeredOn = Locked<(name: String, thread: pthread_t)?>(nil)
+        direct.answerDirectly(.get, "probe", "urn:example:probe") { iq in
+            answeredOn.withLock { $0 = (Self.threadName(), pthread_self()) }
+            return Stanza.result(for: iq, payload: XMLElement("probe", xmlns: "urn:example:probe", ["answered": "yes"]))
+        }
+        let reply = try await asker.request(Stanza.iq(.get, to: "direct@baton.test/client", payload: XMLElement("probe", xmlns: "urn:example:probe")))
+        #expect(reply.child("probe")?["answered"] == "yes")
+        let ioThread = try #require(answeredOn.value)
+        #expect(ioThread.name == "xmpp direct")
+        // What reaches `events` up to a marker message sent after the request: no probe.
+        asker.send(Stanza.message(to: "direct@baton.test/client", body: "marker"))
+        var seen: [String] = []
+        for await event in direct.events {
+            guard case .stanza(let stanza) = event else { continue }
+            seen.append(stanza.firstChild?.name ?? stanza.name)
+            if stanza.child("body")?.text == "marker" { break }
+        }
+        #expect(!seen.contains("probe"))
+
+        let ranOn = await withTaskExecutorPreference(direct.executor) { pthread_self() }
+        #expect(ranOn == ioThread.thread)
+        await direct.close()
+        let afterClose = await withTaskExecutorPreference(direct.executor) { () async -> Int in
+            await Task.yield()
+            return 42
+        }
+        #expect(afterClose == 42)
+        await asker.close()
+    }
+
+    static func threadName() -> String { Thread.current.name ?? "" }
+
     @Test func commandsListExecuteAndValidate() async throws {
         let agent = try await cluster.startAgent("commander")
         try cluster.server.register(user: "ops", password: "pw-ops")
@@ -154,10 +194,19 @@ import Testing
         // A burst, as steps starting and ending make it: one republication, with the last value.
         for load in [1, 2, 3, 2, 1, 4] { a.agent.setLoad(load) }
         #expect(await b.agent.directory.wait(timeout: 5) { loadOfA($0) == 4 })
-        // A change inside the minimum interval still arrives, after it.
+        // A change right after a republication still arrives, after it.
         a.agent.setLoad(0)
         #expect(await b.agent.directory.wait(timeout: 5) { loadOfA($0) == 0 })
         #expect(a.agent.load == 0)
+        // A blip — up and back down before it settles, as a step of a few milliseconds makes
+        // it — is never published, even after a quiet while (when a change used to go out at once).
+        try await Task.sleep(for: .seconds(1))
+        a.agent.setLoad(5)
+        try await Task.sleep(for: .milliseconds(100))
+        a.agent.setLoad(0)
+        #expect(await b.agent.directory.wait(timeout: 2) { loadOfA($0) == 5 } == false)
+        a.agent.setLoad(2)
+        #expect(await b.agent.directory.wait(timeout: 5) { loadOfA($0) == 2 })
         try await a.stop()
         try await b.stop()
     }

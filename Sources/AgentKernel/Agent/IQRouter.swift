@@ -4,8 +4,8 @@ public struct IQRouter: Sendable {
     /// Returns the payload of the result (or nil for an empty result); throws `StanzaError` to refuse.
     public typealias Handler = @Sendable (_ request: XMLElement, _ from: String) async throws -> XMLElement?
 
-    /// For a request whose answer must leave before the handler's work is over (a hand-off is
-    /// acknowledged before the step it brings starts): the handler calls `answer` with the
+    /// For a request whose answer must leave before the handler's work is over (say, a store
+    /// acknowledged before the work it brings starts): the handler calls `answer` with the
     /// result's payload, then goes on. Throwing before answering refuses the request as a
     /// `Handler` does; not answering at all sends nothing.
     public typealias AnsweringHandler = @Sendable (_ request: XMLElement, _ from: String, _ answer: Answer) async throws -> Void

@@ -324,7 +324,10 @@ public final class WorkflowEngine: Sendable {
         let k = key(workflow, seq)
         guard scheduling.withLock({ $0.busy.insert(k).inserted }) else { return }
         loadChanged(scheduling.withLock { $0.busy.count })
-        Task {
+        // On the connection's I/O thread: journal writes, encoding and the hand-off's IQ and
+        // reply then cost no thread switch (see `XMPPConnection.executor`). The step itself
+        // runs in a task of its own, on the global pool.
+        Task(executorPreference: connection.executor) { [self] in
             defer {
                 let cancelPending = scheduling.withLock { s -> Bool in
                     _ = s.busy.remove(k)

@@ -13,12 +13,25 @@ final class StropheSession: @unchecked Sendable {
     typealias Event = ConnectionEvent
 
     private struct Inbox {
-        var work: [@Sendable () -> Void] = []
+        var work: [Work] = []
         var sleeping = false
+        /// The thread has ended: jobs run elsewhere, other work is dropped.
+        var closed = false
     }
+
+    private enum Work {
+        case call(@Sendable () -> Void)
+        /// A job of a task that prefers this thread (see the `TaskExecutor` conformance).
+        case job(UnownedJob)
+    }
+
+    /// Answers an IQ request on the I/O thread: the reply stanza (result or error), or nil for none.
+    typealias DirectHandler = @Sendable (_ request: XMLElement) -> XMLElement?
 
     let settings: ConnectionSettings
     let events: AsyncStream<Event>
+    /// Keyed by "type payload-name namespace"; set from any thread, read on the I/O thread.
+    private let directHandlers = Mutex<[String: DirectHandler]>([:])
     private let eventSink: AsyncStream<Event>.Continuation
     private let inbox = Mutex(Inbox())
     private let wakeRead: Int32
@@ -41,6 +54,7 @@ final class StropheSession: @unchecked Sendable {
     private var stopping = false
     private var stopped = false
     private var stanzasThisTurn = 0
+    private static let idleTimeoutMillis: Int32 = 25
     /// libstrophe's logger, muted while online (see `muteLibstropheLog`).
     private var libstropheLog: UnsafeMutablePointer<xmpp_log_t>?
     private var libstropheLogHandler: xmpp_log_handler?
@@ -62,9 +76,7 @@ final class StropheSession: @unchecked Sendable {
         _ = fcntl(wakeRead, F_SETFL, O_NONBLOCK)
         _ = fcntl(wakeWrite, F_SETFL, O_NONBLOCK)
         (events, eventSink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
-        let thread = Thread { [self] in runLoop() }
-        thread.name = "libstrophe \(settings.jid)"
-        thread.start()
+        Thread { [self] in runLoop() }.start()
     }
 
     deinit {
@@ -75,27 +87,40 @@ final class StropheSession: @unchecked Sendable {
     // MARK: - API for other threads
 
     /// Runs `work` on the libstrophe thread.
-    func perform(_ work: @escaping @Sendable () -> Void) {
-        let wake = inbox.withLock { inbox -> Bool in
+    /// Returns false, and drops `work`, once the thread has ended (after `stop`).
+    @discardableResult
+    func perform(_ work: @escaping @Sendable () -> Void) -> Bool {
+        hand(.call(work))
+    }
+
+    private func hand(_ work: Work) -> Bool {
+        let (wake, closed) = inbox.withLock { inbox -> (Bool, Bool) in
+            if inbox.closed { return (false, true) }
             inbox.work.append(work)
             defer { inbox.sleeping = false }
-            return inbox.sleeping
+            return (inbox.sleeping, false)
+        }
+        if closed {
+            if case .job(let job) = work { runElsewhere(job) }
+            return false
         }
         if wake {
             var byte: UInt8 = 1
             _ = write(wakeWrite, &byte, 1)
         }
+        return true
     }
 
     /// Connects once; throws a `ConnectionError` naming what went wrong. With `reconnect`, a
     /// connection lost later is re-established with exponential back-off and jitter.
     func connect(reconnect: Bool) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
-            perform { [self] in
+            let handed = perform { [self] in
                 reconnecting = reconnect
                 firstConnect = continuation
                 startConnection()
             }
+            if !handed { continuation.resume(throwing: ConnectionError.notConnected(jid: settings.jid)) }
         }
     }
 
@@ -103,9 +128,16 @@ final class StropheSession: @unchecked Sendable {
         perform { [self] in transmit(stanza) }
     }
 
+    /// Answers IQ `type` requests whose payload is (`name`, `namespace`) with `handler`, called
+    /// on the I/O thread as the request is read; its reply is sent from there. Such requests
+    /// never reach `events`.
+    func answerDirectly(_ type: String, _ name: String, _ namespace: String, with handler: @escaping DirectHandler) {
+        directHandlers.withLock { $0["\(type) \(name) \(namespace)"] = handler }
+    }
+
     func request(_ iq: XMLElement, timeout: Double) async throws -> XMLElement {
         try await withCheckedThrowingContinuation { continuation in
-            perform { [self] in
+            let handed = perform { [self] in
                 guard online else {
                     continuation.resume(throwing: ConnectionError.notConnected(jid: settings.jid))
                     return
@@ -118,13 +150,15 @@ final class StropheSession: @unchecked Sendable {
                 pending[id] = (continuation, .now + .milliseconds(millis), timeout)
                 transmit(iq)
             }
+            // Closed (`stop`): nothing will answer.
+            if !handed { continuation.resume(throwing: ConnectionError.notConnected(jid: settings.jid)) }
         }
     }
 
     /// Sends `final` (e.g. unavailable presence), flushes, closes the stream and ends the thread.
     func stop(final: [XMLElement] = []) async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            perform { [self] in
+            let handed = perform { [self] in
                 for stanza in final { transmit(stanza) }
                 stopping = true
                 reconnecting = false
@@ -136,6 +170,7 @@ final class StropheSession: @unchecked Sendable {
                 // Resumed when the loop exits.
                 stopWaiters.append(done)
             }
+            if !handed { done.resume() }  // stopped already
         }
     }
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
@@ -143,6 +178,9 @@ final class StropheSession: @unchecked Sendable {
     // MARK: - The libstrophe thread
 
     private func runLoop() {
+        // For `top -H`, perf and debuggers. Set from the thread itself: only then does
+        // Foundation pass it to the OS, which takes at most 15 bytes.
+        Thread.current.name = String(decoding: "xmpp \(JID(settings.jid)?.local ?? settings.jid)".utf8.prefix(15), as: UTF8.self)
         xmpp_initialize()
         // libstrophe keeps this pointer for the context's whole life: it must not be a Swift
         // local passed with `&` (valid only during the call), so it gets memory of its own.
@@ -156,17 +194,21 @@ final class StropheSession: @unchecked Sendable {
         libstropheLog = log
         libstropheLogHandler = log.pointee.handler
         ctx = xmpp_ctx_new(nil, log)
-        var idleMillis: Int32 = 0
         // Turns to run without sleeping after the socket had data: libstrophe reads at most
         // 4 KiB per turn, and the rest of a TLS record it already decrypted is invisible to
         // poll(2) — sleeping then would delay a large stanza (a hand-off) by the idle timeout.
         var eagerTurns = 0
         while !stopped {
-            let work = inbox.withLock { inbox -> [@Sendable () -> Void] in
+            let work = inbox.withLock { inbox -> [Work] in
                 defer { inbox.work.removeAll(keepingCapacity: true) }
                 return inbox.work
             }
-            for item in work { item() }
+            for item in work {
+                switch item {
+                case .call(let call): call()
+                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }
             releaseDeadConnection()
             sweepTimers()
             stanzasThisTurn = 0
@@ -174,7 +216,6 @@ final class StropheSession: @unchecked Sendable {
             releaseDeadConnection()
             if stopped { break }
             if !work.isEmpty || stanzasThisTurn > 0 {
-                idleMillis = 0
                 eagerTurns = 8
                 continue
             }
@@ -182,11 +223,12 @@ final class StropheSession: @unchecked Sendable {
                 eagerTurns -= 1
                 continue
             }
-            // Nothing happened: wait for the socket, a wake-up, or a short idle timeout (growing
-            // to 25 ms) that lets libstrophe run its timers.
-            idleMillis = min(max(idleMillis * 2, 1), 25)
-            if waitForActivity(timeoutMillis: idleMillis) {
-                idleMillis = 0
+            // Nothing happened: wait for the socket, a wake-up, or the idle timeout that lets
+            // libstrophe's timers and ours (IQ timeouts, reconnection) run. Nothing else needs
+            // it: what libstrophe has decrypted but not read is read by the eager turns (8 × 4 KiB
+            // is more than a TLS record), so a shorter first timeout would only wake every idle
+            // agent several times after each stanza (baton-bench: 4–5 wake-ups per agent and hop).
+            if waitForActivity(timeoutMillis: Self.idleTimeoutMillis) {
                 eagerTurns = 8
             }
         }
@@ -199,6 +241,13 @@ final class StropheSession: @unchecked Sendable {
         if let streamManagement { xmpp_free_sm_state(streamManagement) }
         xmpp_ctx_free(ctx)
         eventSink.finish()
+        // Tasks that prefer this thread go on without it.
+        let left = inbox.withLock { inbox -> [Work] in
+            inbox.closed = true
+            defer { inbox.work.removeAll() }
+            return inbox.work
+        }
+        for case .job(let job) in left { runElsewhere(job) }
         for waiter in stopWaiters { waiter.resume() }
         stopWaiters.removeAll()
     }
@@ -307,6 +356,12 @@ final class StropheSession: @unchecked Sendable {
             // XEP-0199 is answered here on the I/O thread: liveness must not queue behind busy
             // work, and it spares every ping two thread hops.
             transmit(Stanza.iq(.result, to: stanza.from, id: stanza.id))
+            return
+        }
+        if stanza.name == "iq", let type = stanza.type, type == "get" || type == "set",
+           let payload = stanza.firstChild, stanza.children.count == 1,
+           let handler = directHandlers.withLock({ $0["\(type) \(payload.name) \(payload.xmlns ?? "")"] }) {
+            if let reply = handler(stanza) { transmit(reply) }
             return
         }
         if stanza.name == "iq", let type = stanza.type, type == "result" || type == "error",
@@ -436,6 +491,22 @@ final class StropheSession: @unchecked Sendable {
             pending.removeValue(forKey: id)
             continuation.resume(throwing: ConnectionError.timeout(jid: settings.jid, what: "IQ \(id)", seconds: seconds))
         }
+    }
+}
+
+/// Tasks may prefer the I/O thread (`Task(executorPreference: connection.executor)`): their
+/// code between suspension points runs there, in turn with the reading and writing, so a
+/// request they send and the reply they wait for cost no thread switch at all. Work that takes
+/// long or blocks must not run this way: the connection is deaf meanwhile.
+extension StropheSession: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        _ = hand(.job(UnownedJob(job)))
+    }
+
+    /// Runs a job of this executor's on a thread of the global pool, once this thread has ended.
+    fileprivate func runElsewhere(_ job: UnownedJob) {
+        let executor = asUnownedTaskExecutor()
+        DispatchQueue.global().async { job.runSynchronously(on: executor) }
     }
 }
 
