@@ -175,8 +175,8 @@ public final class Journal: Sendable {
         try db.writeWithoutTransaction { db in
             try db.cachedStatement(sql: "PRAGMA synchronous = \(synchronous)").execute()
             // BEGIN and COMMIT as cached statements: GRDB's `inTransaction` compiles both from
-            // their text on every call, and a hand-off makes three writes (baton-bench: the
-            // synced accept 0.20 → 0.xx ms).
+            // their text on every call, and every hop makes four or five writes (CPU, which the
+            // agents share with the server on a small machine).
             try db.cachedStatement(sql: "BEGIN IMMEDIATE").execute()
             do {
                 let result = try body(db)
