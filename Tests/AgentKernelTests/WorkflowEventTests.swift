@@ -23,4 +23,21 @@ import Testing
         #expect(WorkflowEvent.events(in: XMLElement("event", xmlns: "urn:other:0")).isEmpty)
         #expect(WorkflowEvent.events(in: nil).isEmpty)
     }
+
+    @Test func writesWhatJSONEncoderWrites() throws {
+        let full = WorkflowEvent(.done, document: document, agent: "build@baton.test/agent", step: document.steps[1],
+                                 elapsed: 41.234, message: "quotes \" and / slashes, 🚀, \u{1B}[0m")
+        let bare = WorkflowEvent(.submitted, document: document, agent: "cfg@baton.test/agent")
+        for event in [full, bare] {
+            let codable = String(decoding: try WorkflowDocument.encoder.encode(event), as: UTF8.self)
+            #expect(event.jsonText == codable)
+            #expect(WorkflowEvent(element: event.element)?.jsonText == event.jsonText)
+        }
+    }
+
+    @Test func elapsedReadsAsPrintfWritesIt() {
+        for seconds in [0, 0.04, 0.96, 1, 9.94, 41.23, 59.99, 3600.5, 86_399.97] {
+            #expect(WorkflowEvent.tenths(seconds) == String(format: "%.1f", seconds), "\(seconds)")
+        }
+    }
 }

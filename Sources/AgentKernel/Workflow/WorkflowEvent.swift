@@ -36,16 +36,42 @@ public struct WorkflowEvent: Codable, Sendable, Equatable {
         var text = "[\(name) \(workflow.prefix(4))]"
         if let action { text += " \(action) on \(agent)" }
         text += " \(kind.rawValue)"
-        if let elapsed { text += String(format: " in %.1fs", elapsed) }
+        if let elapsed { text += " in \(Self.tenths(elapsed))s" }
         if let position { text += " (\(position))" }
         if let message, !message.isEmpty { text += ": \(message)" }
         return text
     }
 
+    /// `elapsed` with one decimal, as `%.1f` writes it, without Foundation's formatter.
+    static func tenths(_ seconds: Double) -> String {
+        guard seconds.isFinite, abs(seconds) < 1e15 else { return String(format: "%.1f", seconds) }
+        let tenths = (abs(seconds) * 10).rounded(.toNearestOrEven)
+        let whole = Int64(tenths) / 10, fraction = Int64(tenths) % 10
+        return (seconds < 0 && tenths != 0 ? "-" : "") + "\(whole).\(fraction)"
+    }
+
     public var element: XMLElement {
-        let json = String(decoding: (try? WorkflowDocument.encoder.encode(self)) ?? Data(), as: UTF8.self)
-        return XMLElement("event", xmlns: NS.batonWorkflow, ["workflow": workflow, "kind": kind.rawValue],
-                          children: [XMLElement("json", xmlns: NS.json, text: json)])
+        XMLElement("event", xmlns: NS.batonWorkflow, ["workflow": workflow, "kind": kind.rawValue],
+                   children: [XMLElement("json", xmlns: NS.json, text: jsonText)])
+    }
+
+    /// The event as JSON, byte for byte what `WorkflowDocument.encoder` writes (a test holds
+    /// them equal), through `JSONText` instead of `JSONEncoder`, which cost the agents more CPU
+    /// than any other part of publishing events (perf, baton-bench).
+    var jsonText: String {
+        var o: [String: JSONValue] = [
+            CodingKeys.workflow.stringValue: .string(workflow),
+            CodingKeys.name.stringValue: .string(name),
+            CodingKeys.kind.stringValue: .string(kind.rawValue),
+            CodingKeys.agent.stringValue: .string(agent),
+            CodingKeys.time.stringValue: .string(Timestamp.string(time)),
+        ]
+        if let step { o[CodingKeys.step.stringValue] = .string(step) }
+        if let action { o[CodingKeys.action.stringValue] = .string(action) }
+        if let position { o[CodingKeys.position.stringValue] = .string(position) }
+        if let elapsed { o[CodingKeys.elapsed.stringValue] = .number(elapsed) }
+        if let message { o[CodingKeys.message.stringValue] = .string(message) }
+        return JSONValue.object(o).jsonText
     }
 
     /// One pubsub item's payload: `<events>` holding the events of one batch, in order.
