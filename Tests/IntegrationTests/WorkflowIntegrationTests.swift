@@ -14,8 +14,10 @@ struct CountingStep: StepRunner {
     func run(_ invocation: StepInvocation) async throws -> StepOutcome {
         counter.withLock { $0["\(invocation.workflowID)#\(invocation.step.id)", default: 0] += 1 }
         if delay > .zero { try await Task.sleep(for: delay) }
-        return StepOutcome(outputs: ["ran_on": .string(name)])
+        return StepOutcome(outputs: ["ran_on": .string(name), "thread": .string(Self.threadName())])
     }
+
+    static func threadName() -> String { Thread.current.name ?? "" }
 }
 
 /// Writes a file into its step's workspace, then succeeds or fails; remembers the workspace.
@@ -102,6 +104,10 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         #expect(done.trail.map(\.agent) == (1...5).map { "pipe\($0)@baton.test/agent" })
         #expect(done.trail.allSatisfy { $0.status == "done" })
         #expect(done.context["s3"]?["ran_on"] == .string("pipe3"))
+        // Steps run on the global pool, never on an agent's I/O thread ("xmpp LOCAL"), which
+        // the engine's own work prefers: a long step there would leave the agent deaf.
+        let threads = (1...5).compactMap { done.context["s\($0)"]?["thread"]?.string }
+        #expect(threads.count == 5 && threads.allSatisfy { !$0.hasPrefix("xmpp ") }, "\(threads)")
         #expect(counter.value.count == 5 && counter.value.values.allSatisfy { $0 == 1 })
         for agent in agents { try await agent.stop() }
     }

@@ -411,7 +411,9 @@ public final class WorkflowEngine: Sendable {
                 events.report(WorkflowEvent(.progress, document: progressDocument, agent: me(), step: step, message: text), to: progressDocument)
             })
         let started = Date()
-        let task = Task { try await runner.run(invocation) }
+        // On the global pool, whatever executor this task prefers (the connection's I/O
+        // thread): a step may compute or block for minutes.
+        let task = Task(executorPreference: globalConcurrentExecutor) { try await runner.run(invocation) }
         scheduling.withLock { s in
             s.running[key(document.id, entry.seq)] = task
             // A cancel that came between the check above and now found no task to stop.
@@ -447,7 +449,7 @@ public final class WorkflowEngine: Sendable {
             document.trail.append(trail)
             document.context[step.id] = outcome.outputs
             document.cursor += 1
-            removeWorkspace(workspace)
+            await removeWorkspace(workspace)
             events.report(WorkflowEvent(.done, document: document, agent: me(), step: step, elapsed: elapsed), to: document)
             if document.cursor >= document.steps.count {
                 document.status = .completed
@@ -515,12 +517,16 @@ public final class WorkflowEngine: Sendable {
     /// Drops a succeeded step's workspace (and the workflow's directory once empty): its
     /// products are in the artifact store or the step's outputs by now. Should the agent crash
     /// before the result is journaled, the rerun simply gets a fresh workspace.
-    private func removeWorkspace(_ workspace: URL) {
-        let manager = FileManager.default
-        guard manager.fileExists(atPath: workspace.path) else { return }
-        try? manager.removeItem(at: workspace)
-        let parent = workspace.deletingLastPathComponent()
-        if (try? manager.contentsOfDirectory(atPath: parent.path))?.isEmpty == true { try? manager.removeItem(at: parent) }
+    private func removeWorkspace(_ workspace: URL) async {
+        guard FileManager.default.fileExists(atPath: workspace.path) else { return }
+        // On the global pool: a build's workspace can take seconds to delete, and this task
+        // may be on the connection's I/O thread.
+        await Task(executorPreference: globalConcurrentExecutor) {
+            let manager = FileManager.default
+            try? manager.removeItem(at: workspace)
+            let parent = workspace.deletingLastPathComponent()
+            if (try? manager.contentsOfDirectory(atPath: parent.path))?.isEmpty == true { try? manager.removeItem(at: parent) }
+        }.value
     }
 
     // MARK: - Handing on
