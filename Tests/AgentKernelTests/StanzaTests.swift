@@ -15,6 +15,9 @@ import Testing
     @Test func charactersXMLForbidsAreReplaced() {
         let body = XMLElement("body", ["a": "x\ty\nz"], text: "\u{1B}[31mred\u{1B}[0m \u{0}\u{FFFF}\u{FFFD}é\r\n")
         #expect(body.xml == "<body a=\"x&#9;y&#10;z\">\u{FFFD}[31mred\u{FFFD}[0m \u{FFFD}\u{FFFD}\u{FFFD}é\r\n</body>")
+        // At the very end too, and U+FFFC (EF BF BC) is an XML character: it stays.
+        #expect(XMLElement("b", text: "a\u{FFFC}\u{FFFE}").xml == "<b>a\u{FFFC}\u{FFFD}</b>")
+        #expect(XMLElement("b", text: "\u{7}").xml == "<b>\u{FFFD}</b>")
     }
 
     @Test func readsChildrenByNameAndNamespace() {

@@ -108,37 +108,52 @@ public struct XMLElement: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+    private enum Entity {
+        static let ampersand = Array("&amp;".utf8), lessThan = Array("&lt;".utf8), greaterThan = Array("&gt;".utf8)
+        static let quote = Array("&quot;".utf8), tab = Array("&#9;".utf8), lineFeed = Array("&#10;".utf8)
+        static let carriageReturn = Array("&#13;".utf8)
+    }
 
     static func escape(_ s: String, attribute: Bool, into out: inout [UInt8]) {
-        let utf8 = s.utf8
-        var index = utf8.startIndex
-        while index != utf8.endIndex {
-            let byte = utf8[index]
+        var s = s
+        s.withUTF8 { escape($0, attribute: attribute, into: &out) }
+    }
+
+    /// Copies runs of bytes that need no escaping at once: a hand-off's JSON is a kilobyte of
+    /// them, and byte-by-byte appends were the largest CPU cost of rendering it.
+    private static func escape(_ bytes: UnsafeBufferPointer<UInt8>, attribute: Bool, into out: inout [UInt8]) {
+        var copied = 0, index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            var length = 1
+            let escaped: [UInt8]?
             switch byte {
-            case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)
-            case UInt8(ascii: "<"): out.append(contentsOf: "&lt;".utf8)
-            case UInt8(ascii: ">"): out.append(contentsOf: "&gt;".utf8)
-            case UInt8(ascii: "\"") where attribute: out.append(contentsOf: "&quot;".utf8)
+            case UInt8(ascii: "&"): escaped = Entity.ampersand
+            case UInt8(ascii: "<"): escaped = Entity.lessThan
+            case UInt8(ascii: ">"): escaped = Entity.greaterThan
+            case UInt8(ascii: "\"") where attribute: escaped = Entity.quote
             // A parser normalises these to spaces in attribute values: keep them as written.
-            case 0x09 where attribute: out.append(contentsOf: "&#9;".utf8)
-            case 0x0A where attribute: out.append(contentsOf: "&#10;".utf8)
-            case 0x0D where attribute: out.append(contentsOf: "&#13;".utf8)
-            case 0x09, 0x0A, 0x0D: out.append(byte)
-            case 0x00..<0x20: out.append(contentsOf: replacement)
-            case 0xEF:
-                // U+FFFE and U+FFFF (EF BF BE, EF BF BF) are not XML characters either.
-                let next = utf8.index(after: index)
-                if next != utf8.endIndex, utf8[next] == 0xBF, utf8.index(after: next) != utf8.endIndex,
-                   utf8[utf8.index(after: next)] >= 0xBE {
-                    out.append(contentsOf: replacement)
-                    index = utf8.index(after: utf8.index(after: next))
-                    continue
-                }
-                out.append(byte)
-            default: out.append(byte)
+            case 0x09 where attribute: escaped = Entity.tab
+            case 0x0A where attribute: escaped = Entity.lineFeed
+            case 0x0D where attribute: escaped = Entity.carriageReturn
+            case 0x09, 0x0A, 0x0D: escaped = nil
+            case 0x00..<0x20: escaped = replacement
+            // U+FFFE and U+FFFF (EF BF BE, EF BF BF) are not XML characters either.
+            case 0xEF where index + 2 < bytes.count && bytes[index + 1] == 0xBF && bytes[index + 2] >= 0xBE:
+                escaped = replacement
+                length = 3
+            default: escaped = nil
             }
-            index = utf8.index(after: index)
+            if let escaped {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<index]))
+                out.append(contentsOf: escaped)
+                index += length
+                copied = index
+            } else {
+                index += 1
+            }
         }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<bytes.count]))
     }
 }
 
