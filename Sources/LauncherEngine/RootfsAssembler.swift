@@ -30,6 +30,42 @@ struct PathResolver {
         }
     }
 
+    /// What `containerPath` names as the container will see it: symlinks are followed the way
+    /// the container's kernel will, an absolute target from the container's root and `..`
+    /// stopping there, through the mounts placed so far — never into the host's own tree, which
+    /// is what the host would do with an image's absolute link. Returns the host path and lstat
+    /// of the final target (a symlink itself when `followLast` is false), or nil if there is
+    /// none (missing, or more than 40 links).
+    func lookUp(_ containerPath: String, followLast: Bool = true) -> (host: String, status: stat)? {
+        var pending = containerPath.split(separator: "/").map(String.init)
+        var resolved: [String] = []
+        var links = 0
+        while !pending.isEmpty {
+            let component = pending.removeFirst()
+            if component == "." { continue }
+            if component == ".." {
+                if !resolved.isEmpty { resolved.removeLast() }
+                continue
+            }
+            let candidate = resolved + [component]
+            let host = hostPath("/" + candidate.joined(separator: "/"))
+            var status = stat()
+            guard lstat(host, &status) == 0 else { return nil }
+            if status.st_mode & S_IFMT == S_IFLNK, followLast || !pending.isEmpty {
+                links += 1
+                guard links <= 40, let target = try? FileManager.default.destinationOfSymbolicLink(atPath: host) else { return nil }
+                if target.hasPrefix("/") { resolved = [] }
+                pending = target.split(separator: "/").map(String.init) + pending
+                continue
+            }
+            resolved = candidate
+        }
+        let host = hostPath("/" + resolved.joined(separator: "/"))
+        var status = stat()
+        guard lstat(host, &status) == 0 else { return nil }
+        return (host, status)
+    }
+
     /// The contents of a regular file the container left at `containerPath`, or nil if there is
     /// none. The container made its own symlinks, and on the host an absolute one points at host
     /// files, so every component is checked with lstat and a symlink anywhere is refused.
@@ -142,11 +178,10 @@ struct RootfsAssembler {
     }
 
     /// Checks the startup script is present (and executable if a regular
-    /// file) where the container will see it.
+    /// file) where the container will see it: symlinks resolved inside the container's view,
+    /// not on the host (`PathResolver.lookUp`).
     func checkScript(_ path: String, resolver: PathResolver) throws {
-        var st = stat()
-        let host = resolver.hostPath(path)
-        guard lstat(host, &st) == 0 else { throw LauncherError.startupScriptMissing(path) }
+        guard let (_, st) = resolver.lookUp(path) else { throw LauncherError.startupScriptMissing(path) }
         if (st.st_mode & S_IFMT) == S_IFREG && (st.st_mode & 0o111) == 0 { throw LauncherError.startupScriptMissing(path) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw LauncherError.startupScriptMissing(path) }
     }

@@ -154,3 +154,43 @@ import Testing
         #expect(try assembler.resolveOwner("root", resolver: resolver).uid == 0)
     }
 }
+
+/// The startup script is looked up as the container will see it: an image's symlinks resolve
+/// inside the image, never through the host's own files.
+@Suite struct StartupScriptLookupTests {
+    @Test func symlinksResolveInsideTheImage() throws {
+        let dir = NSTemporaryDirectory() + "baton-script-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rootfs = dir + "/rootfs", fm = FileManager.default
+        try fm.createDirectory(atPath: rootfs + "/app/bin", withIntermediateDirectories: true)
+        let assembler = RootfsAssembler(layers: try LayerStore(layersDir: dir + "/layers"), imageDir: dir + "/images")
+        let resolver = PathResolver(rootfs: rootfs)
+        try "#!/bin/sh\n".write(toFile: rootfs + "/app/bin/start.sh", atomically: true, encoding: .utf8)
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: rootfs + "/app/bin/start.sh")
+
+        // /opt -> / in the image: /opt/app/bin/start.sh is the image's /app/bin/start.sh. On the
+        // host, rootfs/opt leads to the host's root, which has no /app/bin/start.sh.
+        try fm.createSymbolicLink(atPath: rootfs + "/opt", withDestinationPath: "/")
+        try #require(!fm.fileExists(atPath: "/app/bin/start.sh"))
+        try assembler.checkScript("/opt/app/bin/start.sh", resolver: resolver)
+        // A relative link, and `..` stopping at the container's root.
+        try fm.createSymbolicLink(atPath: rootfs + "/run.sh", withDestinationPath: "../../app/bin/start.sh")
+        try assembler.checkScript("/run.sh", resolver: resolver)
+
+        // A script that exists on the host only: missing, though a host-side lookup through the
+        // image's /opt link would find it.
+        let hostOnly = dir + "/host-only.sh"
+        try "#!/bin/sh\n".write(toFile: hostOnly, atomically: true, encoding: .utf8)
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hostOnly)
+        #expect(throws: LauncherError.startupScriptMissing("/opt" + hostOnly)) {
+            try assembler.checkScript("/opt" + hostOnly, resolver: resolver)
+        }
+        // A loop of links is missing too, not a hang.
+        try fm.createSymbolicLink(atPath: rootfs + "/loop", withDestinationPath: "/loop")
+        #expect(throws: LauncherError.startupScriptMissing("/loop")) { try assembler.checkScript("/loop", resolver: resolver) }
+        // Not executable, or a directory: refused as before.
+        try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: rootfs + "/app/bin/start.sh")
+        #expect(throws: LauncherError.startupScriptMissing("/run.sh")) { try assembler.checkScript("/run.sh", resolver: resolver) }
+        #expect(throws: LauncherError.startupScriptMissing("/app")) { try assembler.checkScript("/app", resolver: resolver) }
+    }
+}
