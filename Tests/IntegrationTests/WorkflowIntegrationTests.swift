@@ -321,6 +321,35 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await other.stop()
     }
 
+    /// A receiver that stored a hand-off answers a resend of it "duplicate" even when it would
+    /// now refuse the sender (here: no longer trusted after a restart). A refusal would tell the
+    /// sender it was never stored, and the step would run a second time elsewhere.
+    @Test func aReceiverThatNowRefusesStillAcknowledgesWhatItStored() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let sender = try await cluster.startAgent("fickle-origin", steps: [])
+        func startHolder(trusting trusted: [String]) async throws -> RunningAgent {
+            try await cluster.startAgent("fickle-holder", steps: [CountingStep(name: "holder", action: "t.fickle", counter: counter, delay: .seconds(2))],
+                                         trusted: trusted)
+        }
+        var holder = try await startHolder(trusting: ["ops@baton.test", "*@baton.test"])
+        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.fickle"] } })
+        holder.agent.engine.ackDropper.withLock { $0 = 1 }
+        let document = try sender.agent.engine.submit(pipeline(["t.fickle"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { counter.value["\(document.id)#s1"] == 1 })
+        try await holder.stop()
+        let other = try await cluster.startAgent("fickle-bystander", steps: [CountingStep(name: "bystander", action: "t.fickle", counter: counter)])
+        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
+        // Back, but trusting only ops: the sender's resend would be forbidden.
+        holder = try await startHolder(trusting: ["ops@baton.test"])
+        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
+        #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.target == "fickle-holder@baton.test/agent")
+        #expect(counter.value["\(document.id)#s1"] == 1, "\(counter.value)")
+        #expect(try other.agent.engine.journal.entries(workflow: document.id).isEmpty, "the bystander never took it")
+        try await sender.stop()
+        try await holder.stop()
+        try await other.stop()
+    }
+
     @Test func aHandOffWaitingForAGoneAgentIsCancelledOnlyWhenForced() async throws {
         let counter = Locked<[String: Int]>([:])
         let sender = try await cluster.startAgent("waiter", steps: [])
