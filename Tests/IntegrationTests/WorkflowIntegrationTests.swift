@@ -57,9 +57,10 @@ struct FlakyStep: StepRunner {
 
 extension TestCluster {
     func startAgent(_ user: String, steps: [any AgentModule], trusted: [String] = ["ops@baton.test", "*@baton.test"],
-                    spool: String? = nil, workflows: String? = nil, concurrency: Int? = nil) async throws -> RunningAgent {
+                    spool: String? = nil, workflows: String? = nil, concurrency: Int? = nil, resource: String? = nil) async throws -> RunningAgent {
         try await account(user)
         var settings = settings(user, modules: [], trusted: trusted)
+        if let resource { settings.connection.jid = "\(user)@\(server.domain)/\(resource)" }
         if let concurrency { settings.concurrency = concurrency }
         settings.spoolDirectory = spool
         if let workflows { settings.workflowsDirectory = workflows }
@@ -343,6 +344,34 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         holder = try await startHolder(trusting: ["ops@baton.test"])
         #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
         #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.target == "fickle-holder@baton.test/agent")
+        #expect(counter.value["\(document.id)#s1"] == 1, "\(counter.value)")
+        #expect(try other.agent.engine.journal.entries(workflow: document.id).isEmpty, "the bystander never took it")
+        try await sender.stop()
+        try await holder.stop()
+        try await other.stop()
+    }
+
+    /// The agent that may hold a hand-off comes back under another resource (one not fixed in
+    /// its configuration): it is still that agent, found by its bare JID, and the resend goes
+    /// there — not to another agent, and not waited for under the old resource for ever.
+    @Test func aPinnedHandOffFollowsItsAgentToANewResource() async throws {
+        let counter = Locked<[String: Int]>([:])
+        let sender = try await cluster.startAgent("moving-origin", steps: [])
+        func startHolder(_ resource: String) async throws -> RunningAgent {
+            try await cluster.startAgent("moving-holder", steps: [CountingStep(name: "holder", action: "t.moving", counter: counter, delay: .seconds(2))],
+                                         resource: resource)
+        }
+        var holder = try await startHolder("agent")
+        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.moving"] } })
+        holder.agent.engine.ackDropper.withLock { $0 = 1 }
+        let document = try sender.agent.engine.submit(pipeline(["t.moving"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { counter.value["\(document.id)#s1"] == 1 })
+        try await holder.stop()
+        let other = try await cluster.startAgent("moving-bystander", steps: [CountingStep(name: "bystander", action: "t.moving", counter: counter)])
+        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
+        holder = try await startHolder("elsewhere")
+        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
+        #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.target == "moving-holder@baton.test/elsewhere")
         #expect(counter.value["\(document.id)#s1"] == 1, "\(counter.value)")
         #expect(try other.agent.engine.journal.entries(workflow: document.id).isEmpty, "the bystander never took it")
         try await sender.stop()
