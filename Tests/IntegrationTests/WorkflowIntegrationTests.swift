@@ -258,6 +258,28 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await agent.stop()
     }
 
+    /// A module whose start fails leaves the agent running without it: its journal's work (here a
+    /// parked workflow, retried by the engine's pump) still goes on.
+    @Test func aModuleThatFailsToStartDoesNotStopTheEngine() async throws {
+        struct BrokenModule: AgentModule {
+            let name = "broken"
+            func start(_ agent: AgentContext) async throws { throw CLIFailure("its licence server is down") }
+        }
+        let counter = Locked<[String: Int]>([:])
+        try await cluster.account("stubborn")
+        let settings = cluster.settings("stubborn", modules: [], trusted: ["ops@baton.test", "*@baton.test"])
+        let agent = try Agent(settings: settings, modules: [BrokenModule(), CountingStep(name: "stubborn", action: "t.mine", counter: counter)])
+        let run = Task { try await agent.run() }
+        #expect(await agent.directory.wait(timeout: 15) { $0.contains { $0.online && $0.jid == "stubborn@baton.test/agent" } })
+        let document = try agent.engine.submit(pipeline(["t.mine", "t.theirs"]), by: "ops@baton.test/test")
+        #expect(try await eventually(10) { try agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
+        let helper = try await cluster.startAgent("helper", steps: [CountingStep(name: "helper", action: "t.theirs", counter: counter)])
+        #expect(try await eventually(20) { try finished(helper.agent, document.id)?.status == .completed })
+        await agent.shutdown()
+        _ = try? await run.value
+        try await helper.stop()
+    }
+
     @Test func parkedWorkflowMovesOnWhenACapableAgentJoins() async throws {
         let counter = Locked<[String: Int]>([:])
         let first = try await cluster.startAgent("early", steps: [CountingStep(name: "early", action: "t.first", counter: counter)])
