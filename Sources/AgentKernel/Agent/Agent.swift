@@ -138,9 +138,9 @@ public final class Agent: Sendable {
         logger.info("stopped")
     }
 
-    /// Changes the advertised load (work in progress). It is republished once it has held for
-    /// `LoadPublisher.settle` and differs from what was last published: a step of a few
-    /// milliseconds (load up, then down) then costs no publish at all, where each publish is
+    /// Changes the advertised load (work in progress). `LoadPublisher.settle` after a change, the
+    /// load then current is republished if it differs from what was last published: a step of
+    /// a few milliseconds (load up, then down) costs no publish at all, where each publish is
     /// sent by the server to every agent (baton-bench: hand-off p99 about 7 → 4 ms without
     /// those). Steps worth balancing last far longer than that. One pending republication
     /// covers every change meanwhile, instead of a task per change.
@@ -271,8 +271,11 @@ public final class Agent: Sendable {
         }
     }
 
+    /// The handlers hold the agent `unowned`: the router is the agent's own and only `handle`
+    /// (the agent alive) calls it. Held strongly, every agent kept itself alive for ever, and
+    /// with it its journal's open files — a test process ran out of descriptors.
     private func installKernelHandlers() {
-        on(.get, "query", NS.discoInfo) { [self] iq, _ in
+        on(.get, "query", NS.discoInfo) { [unowned self] iq, _ in
             let node = iq.firstChild?["node"]
             if let node {
                 guard let command = commandService.command(node) else { throw StanzaError(.itemNotFound, "no node '\(node)'") }
@@ -282,18 +285,20 @@ public final class Agent: Sendable {
                 + modules.flatMap(\.features) + actions.map(Disco.actionFeature)
             return Disco.info(name: "Baton agent \(settings.name)", features: features)
         }
-        on(.get, "query", NS.discoItems) { [self] iq, _ in
+        on(.get, "query", NS.discoItems) { [unowned self] iq, _ in
             let node = iq.firstChild?["node"]
             guard node == NS.commands else { return Disco.items(node: node, items: []) }
             return Disco.items(node: node, items: commandService.commands.map { (jid, $0.node, $0.name) })
         }
-        on(.set, "command", NS.commands) { [self] iq, from in
+        on(.set, "command", NS.commands) { [unowned self] iq, from in
             try await commandService.handle(iq.firstChild!, from: from, trusted: settings.trusts(from))
         }
         on(.get, "ping", NS.ping) { _, _ in nil }
         // Hand-offs are taken on the connection's I/O thread: the synced store is what the
-        // sender waits for, and the answer leaves as soon as it is done.
-        connection.answerDirectly(.set, "handoff", NS.batonWorkflow) { [self] iq in takeHandoff(iq) }
+        // sender waits for, and the answer leaves as soon as it is done. Weak: the connection
+        // may outlive the agent (tasks still hold it); a hand-off then gets no answer, and its
+        // sender asks again later, as after any lost answer.
+        connection.answerDirectly(.set, "handoff", NS.batonWorkflow) { [weak self] iq in self?.takeHandoff(iq) }
         on(.get, "query", NS.version) { _, _ in SoftwareVersion.query }
     }
 }

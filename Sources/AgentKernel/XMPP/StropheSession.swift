@@ -79,10 +79,6 @@ final class StropheSession: @unchecked Sendable {
         Thread { [self] in runLoop() }.start()
     }
 
-    deinit {
-        close(wakeRead)
-        close(wakeWrite)
-    }
 
     // MARK: - API for other threads
 
@@ -94,21 +90,19 @@ final class StropheSession: @unchecked Sendable {
     }
 
     private func hand(_ work: Work) -> Bool {
-        let (wake, closed) = inbox.withLock { inbox -> (Bool, Bool) in
-            if inbox.closed { return (false, true) }
+        let closed = inbox.withLock { inbox -> Bool in
+            if inbox.closed { return true }
             inbox.work.append(work)
-            defer { inbox.sleeping = false }
-            return (inbox.sleeping, false)
-        }
-        if closed {
-            if case .job(let job) = work { runElsewhere(job) }
+            if inbox.sleeping {
+                // Under the lock: the loop closes the pipe when it ends, under the same lock.
+                var byte: UInt8 = 1
+                _ = write(wakeWrite, &byte, 1)
+                inbox.sleeping = false
+            }
             return false
         }
-        if wake {
-            var byte: UInt8 = 1
-            _ = write(wakeWrite, &byte, 1)
-        }
-        return true
+        if closed, case .job(let job) = work { runElsewhere(job) }
+        return !closed
     }
 
     /// Connects once; throws a `ConnectionError` naming what went wrong. With `reconnect`, a
@@ -116,6 +110,10 @@ final class StropheSession: @unchecked Sendable {
     func connect(reconnect: Bool) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             let handed = perform { [self] in
+                guard !stopped else {
+                    continuation.resume(throwing: ConnectionError.notConnected(jid: settings.jid))
+                    return
+                }
                 reconnecting = reconnect
                 firstConnect = continuation
                 startConnection()
@@ -213,6 +211,10 @@ final class StropheSession: @unchecked Sendable {
             sweepTimers()
             stanzasThisTurn = 0
             if conn != nil { xmpp_run_once(ctx, 0) }
+            // libstrophe writes what is queued at the start of a turn, so an answer queued while
+            // this one read (a direct handler's: a hand-off's acknowledgement) would wait behind
+            // the jobs that come first in the next turn, the step the hand-off brought among them.
+            if stanzasThisTurn > 0, let conn, xmpp_conn_send_queue_len(conn) > 0 { xmpp_run_once(ctx, 0) }
             releaseDeadConnection()
             if stopped { break }
             if !work.isEmpty || stanzasThisTurn > 0 {
@@ -232,6 +234,24 @@ final class StropheSession: @unchecked Sendable {
                 eagerTurns = 8
             }
         }
+        // What was handed over but not run yet is run now, while the context still exists:
+        // offline by now, a request fails at once, a send is dropped, a connect is refused and
+        // a stop registers its waiter. Tasks that prefer this thread go on without it.
+        let left = inbox.withLock { inbox -> [Work] in
+            inbox.closed = true
+            // Nothing writes to the pipe from now on (see `hand`): its descriptors go now, not
+            // when the session is freed, which a task holding the connection can put off for ever.
+            close(wakeRead)
+            close(wakeWrite)
+            defer { inbox.work.removeAll() }
+            return inbox.work
+        }
+        for item in left {
+            switch item {
+            case .call(let call): call()
+            case .job(let job): runElsewhere(job)
+            }
+        }
         for (_, (continuation, _, _)) in pending {
             continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
         }
@@ -241,13 +261,6 @@ final class StropheSession: @unchecked Sendable {
         if let streamManagement { xmpp_free_sm_state(streamManagement) }
         xmpp_ctx_free(ctx)
         eventSink.finish()
-        // Tasks that prefer this thread go on without it.
-        let left = inbox.withLock { inbox -> [Work] in
-            inbox.closed = true
-            defer { inbox.work.removeAll() }
-            return inbox.work
-        }
-        for case .job(let job) in left { runElsewhere(job) }
         for waiter in stopWaiters { waiter.resume() }
         stopWaiters.removeAll()
     }
@@ -263,7 +276,9 @@ final class StropheSession: @unchecked Sendable {
         var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
         if let conn, let socket = SocketRegistry.socket(of: conn) {
             var events = Int16(POLLIN)
-            if xmpp_conn_send_queue_len(conn) > 0 { events |= Int16(POLLOUT) }
+            // Writable: stanzas are waiting, or the TCP connect has completed (otherwise noticed
+            // only at the idle timeout).
+            if xmpp_conn_send_queue_len(conn) > 0 || xmpp_conn_is_connecting(conn) != 0 { events |= Int16(POLLOUT) }
             fds.append(pollfd(fd: socket, events: events, revents: 0))
         }
         _ = poll(&fds, nfds_t(fds.count), timeoutMillis)
