@@ -116,6 +116,10 @@ public enum Tool {
             done.wait()
         }
         readers.wait()
+        // Closed here, not left to the handles' deallocation: Foundation's Process keeps its
+        // pipes alive, and each run left two descriptors open — an agent running a few hundred
+        // tools passed 1024, where libstrophe's select() aborts the process.
+        for pipe in [outPipe, errPipe] { try? pipe.fileHandleForReading.close() }
         let output = ToolOutput(stdout: outBox.data, stderr: errBox.data, status: process.terminationStatus)
         if timedOut {
             throw ToolError(tool: name, argv: argv, reason: .timedOut(timeout ?? 0), stderrTail: tail(output.stderrString))

@@ -186,6 +186,8 @@ final class QemuRun: @unchecked Sendable {
     let exited = DispatchSemaphore(value: 0)
     /// The two pipe readers, done at end of file.
     private let readers = DispatchGroup()
+    /// Their handles, closed once both are done (Foundation's Process keeps them open).
+    private let handles = Mutex<[FileHandle]>([])
     let started = Date()
 
     static func start(_ argv: [String]) throws -> QemuRun {
@@ -208,6 +210,7 @@ final class QemuRun: @unchecked Sendable {
         // A reader per pipe, to end of file, on threads of their own: the console is watched as
         // it arrives, and `drain` waits for them, so nothing read is added after the result is
         // taken (readability handlers could still hold a last chunk after they were cleared).
+        r.handles.withLock { $0 = [out.fileHandleForReading, err.fileHandleForReading] }
         for (pipe, capture) in [(out, r.console), (err, r.stderr)] {
             let handle = pipe.fileHandleForReading, readers = r.readers
             readers.enter()
@@ -235,7 +238,10 @@ final class QemuRun: @unchecked Sendable {
     /// Waits (after the exit) for the readers to reach the end of both pipes. Bounded: a
     /// child of qemu still holding a pipe must not hold the test forever.
     private func drain() {
-        _ = readers.wait(timeout: .now() + 10)
+        // Closed only when both readers are done: a handle closed under a reader would leave
+        // it reading a descriptor number that may belong to another file by then.
+        guard readers.wait(timeout: .now() + 10) == .success else { return }
+        for handle in handles.withLock({ h in defer { h = [] }; return h }) { try? handle.close() }
     }
 
     var status: Int32 { process.terminationStatus }

@@ -117,6 +117,8 @@ public final class ProsodyServer: @unchecked Sendable {
         // output goes to DIR/console.log, so it does not hold these pipes open).
         let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // Closed explicitly: Foundation's Process keeps its pipes, and their descriptors, alive.
+        for pipe in [stdout, stderr] { try? pipe.fileHandleForReading.close() }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw ScriptError(arguments: arguments, status: process.terminationStatus,

@@ -26,6 +26,7 @@ func capture(_ args: [String]) -> String {
     p.standardOutput = pipe
     try! p.runWithCleanSignals()
     let d = pipe.fileHandleForReading.readDataToEndOfFile(); p.waitUntilExit()
+    try? pipe.fileHandleForReading.close()  // Foundation's Process keeps the pipe alive
     return String(decoding: d, as: UTF8.self)
 }
 

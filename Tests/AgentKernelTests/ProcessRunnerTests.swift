@@ -12,6 +12,16 @@ import Testing
         #expect(result.output == "y\n")
     }
 
+    /// A command's output pipe is closed after it, not left open by Foundation's Process: an
+    /// agent passing 1024 descriptors has libstrophe's select() abort it.
+    @Test func commandsLeaveNoDescriptorsOpen() async throws {
+        func open() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        _ = try await ProcessRunner().run(["/bin/true"], timeout: 20)
+        let before = open()
+        for _ in 0..<50 { _ = try await ProcessRunner().run(["/bin/sh", "-c", "echo out; echo err >&2"], timeout: 20) }
+        #expect(open() - before < 15, "\(open() - before) more descriptors open after 50 commands")
+    }
+
     /// And they start with no signal blocked: a shell's own SIGTERM trap runs.
     @Test func toolsReceiveSignals() async throws {
         let result = try await ProcessRunner().run(

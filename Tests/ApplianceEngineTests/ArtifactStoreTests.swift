@@ -50,6 +50,16 @@ import Testing
         }
     }
 
+    /// Each run used to leave its two pipes' descriptors open (Foundation's Process keeps them):
+    /// an agent passing 1024 has libstrophe's select() abort it.
+    @Test func runsLeaveNoDescriptorsOpen() throws {
+        func open() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        _ = try Tool.run(["true"])
+        let before = open()
+        for _ in 0..<100 { _ = try Tool.run(["sh", "-c", "echo out; echo err >&2"]) }
+        #expect(open() - before < 20, "\(open() - before) more descriptors open after 100 runs")
+    }
+
     @Test func timeoutKills() {
         let t0 = Date()
         #expect { try Tool.run(["sleep", "30"], timeout: 1) } throws: { e in (e as? ToolError)?.reason == .timedOut(1) }

@@ -111,6 +111,9 @@ public struct ProcessRunner: Sendable {
             while !finished.value, waited < 500 { usleep(10_000); waited += 1 }
         }
         var collected = try await output.value
+        // Read to its end (or abandoned): closed here, as Foundation's Process keeps the pipe and
+        // its descriptor alive — two per command, until libstrophe's select() fails past 1024.
+        try? reader.close()
         if leftBehind.value {
             collected.append(Data("\n[baton: the command ended but left processes running; they were stopped]\n".utf8))
         }
