@@ -230,6 +230,19 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         #expect(gaveUp.reason?.contains("failure 2 of 2, on purpose") == true)
         #expect(runs.value[recovered.id] == 3 && runs.value[failed.id] == 2)
         try await agent.stop()
+
+        // Failed attempts are not runs cut short by a crash: more of them than
+        // `maximumInterruptedRuns` still retry while the budget lasts.
+        let flakier = try await cluster.startAgent("flakier", steps: [FlakyStep(action: "t.flakier", failures: 5, runs: runs)])
+        #expect(await flakier.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions.contains("t.flakier") } })
+        var patient = pipeline(["t.flakier"])
+        patient.onFailure = .init(retries: 5)
+        let persisted = try flakier.agent.engine.submit(patient, by: "ops@baton.test/test")
+        #expect(try await eventually(20) { try finished(flakier.agent, persisted.id) != nil })
+        let last = try #require(try finished(flakier.agent, persisted.id))
+        #expect(last.status == .completed, "\(last.reason ?? "")")
+        #expect(last.trail.map(\.attempt) == [1, 2, 3, 4, 5, 6])
+        try await flakier.stop()
     }
 
     @Test func aStepThatKeepsCrashingItsAgentIsNotStartedForEver() async throws {
