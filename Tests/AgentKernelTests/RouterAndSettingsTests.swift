@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AgentKernel
 
@@ -147,5 +148,18 @@ import Testing
         }
         #expect(await directory.wait(timeout: 5) { $0.contains { $0.jid == "z@x/1" && $0.online } })
         #expect(await !directory.wait(timeout: 0.05) { $0.contains { $0.jid == "nobody" } })
+    }
+}
+
+@Suite struct LogLineTests {
+    /// iAgent's shape, zero-padded, milliseconds truncated, metadata sorted after the text.
+    @Test func linesHaveIAgentsShape() {
+        let time = timespec(tv_sec: 1_795_896_774, tv_nsec: 82_999_999)  // 2026-11-28 20:12:54.082
+        #expect(BatonLogHandler.line(at: time, pid: 4711, level: .info, label: "build::launcher", message: "started",
+                                     metadata: ["z": "1", "a": "x y"])
+                == "[2026-11-28 20:12:54.082][4711][INFO,build::launcher] started a=x y z=1\n")
+        let early = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+        #expect(BatonLogHandler.line(at: early, pid: 1, level: .warning, label: "a::b", message: "m", metadata: [:])
+                == "[1970-01-01 00:00:00.005][1][WARNING,a::b] m\n")
     }
 }

@@ -18,19 +18,30 @@ public struct BatonLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        let extra = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
+        FileHandle.standardError.write(Data(Self.line(at: now, pid: Self.pid, level: event.level, label: label,
+                                                      message: "\(event.message)", metadata: extra).utf8))
+    }
+
+    /// One log line, newline included: `[2026-11-28 15:47:03.120][4711][INFO,build::launcher] text k=v`.
+    static func line(at time: timespec, pid: Int32, level: Logger.Level, label: String, message: String,
+                     metadata: Logger.Metadata) -> String {
+        var seconds = time.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        let stamp = String(format: "%04d-%02d-%02d %02d:%02d:%02d.%03d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                           parts.tm_hour, parts.tm_min, parts.tm_sec, Int(now.tv_nsec / 1_000_000))
-        let extra = self.metadata.merging(metadata ?? [:]) { _, new in new }
-        let suffix = extra.isEmpty ? "" : " " + extra.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let text = "[\(stamp)][\(Self.pid)][\(level.rawValue.uppercased()),\(label)] \(message)\(suffix)\n"
-        FileHandle.standardError.write(text.data(using: .utf8)!)
+        // Written by hand: an agent logs several lines per hand-off at info, some on its I/O
+        // thread, and String(format:) goes through Foundation's formatter for each.
+        func padded(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        let stamp = "\(padded(parts.tm_year + 1900, 4))-\(padded(parts.tm_mon + 1, 2))-\(padded(parts.tm_mday, 2)) "
+            + "\(padded(parts.tm_hour, 2)):\(padded(parts.tm_min, 2)):\(padded(parts.tm_sec, 2)).\(padded(Int32(time.tv_nsec / 1_000_000), 3))"
+        let suffix = metadata.isEmpty ? "" : " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        return "[\(stamp)][\(pid)][\(level.rawValue.uppercased()),\(label)] \(message)\(suffix)\n"
     }
 }
 

@@ -107,7 +107,7 @@ public final class Journal: Sendable {
     /// the database file alone is then complete, e.g. for a copy taken with the agent stopped.
     /// The WAL keeps its size (see `preallocateWAL`).
     public func checkpoint() throws {
-        try db.writeWithoutTransaction { db in try db.checkpoint(.full) }
+        _ = try db.writeWithoutTransaction { db in try db.checkpoint(.full) }
     }
 
     /// Stores a received document unless (workflow, seq) is already here. Returns false for a

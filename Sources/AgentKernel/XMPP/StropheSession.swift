@@ -5,17 +5,18 @@ import Synchronization
 
 /// The libstrophe seam: one context, one connection, one thread.
 ///
-/// libstrophe is not thread-safe, so every call into it happens on `thread`. Other threads hand
-/// work over as closures through `inbox` and wake the thread through a pipe. The thread polls
-/// the XMPP socket and the pipe itself and lets `xmpp_run_once(ctx, 0)` do the reading and
-/// writing, so a request from Swift goes out at once instead of waiting for a select timeout.
+/// libstrophe is not thread-safe, so every call into it happens on the session's own thread.
+/// Other threads hand work over through `inbox` — closures, and the jobs of tasks that prefer
+/// this thread as their executor — and wake the thread through a pipe. The thread polls the
+/// XMPP socket and the pipe itself and lets `xmpp_run_once(ctx, 0)` do the reading and writing,
+/// so a request from Swift goes out at once instead of waiting for a select timeout.
 final class StropheSession: @unchecked Sendable {
     typealias Event = ConnectionEvent
 
     private struct Inbox {
         var work: [Work] = []
         var sleeping = false
-        /// The thread has ended: jobs run elsewhere, other work is dropped.
+        /// The thread has ended: jobs run elsewhere, other work is refused (`perform` says so).
         var closed = false
     }
 
@@ -78,7 +79,6 @@ final class StropheSession: @unchecked Sendable {
         (events, eventSink) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .unbounded)
         Thread { [self] in runLoop() }.start()
     }
-
 
     // MARK: - API for other threads
 
