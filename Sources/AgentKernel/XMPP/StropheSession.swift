@@ -176,9 +176,9 @@ final class StropheSession: @unchecked Sendable {
     // MARK: - The libstrophe thread
 
     private func runLoop() {
-        // For `top -H`, perf and debuggers. Set from the thread itself: only then does
-        // Foundation pass it to the OS, which takes at most 15 bytes.
-        Thread.current.name = String(decoding: "xmpp \(JID(settings.jid)?.local ?? settings.jid)".utf8.prefix(15), as: UTF8.self)
+        // For `top -H`, perf and debuggers; Linux keeps 15 bytes. (Not through Foundation's
+        // Thread.name: see `baton_name_this_thread`.)
+        _ = baton_name_this_thread(String(decoding: "xmpp \(JID(settings.jid)?.local ?? settings.jid)".utf8.prefix(15), as: UTF8.self))
         xmpp_initialize()
         // libstrophe keeps this pointer for the context's whole life: it must not be a Swift
         // local passed with `&` (valid only during the call), so it gets memory of its own.
