@@ -76,7 +76,7 @@ import Testing
         let asker = try await cluster.connect("asker")
         let answeredOn = Locked<(name: String, thread: pthread_t)?>(nil)
         direct.answerDirectly(.get, "probe", "urn:example:probe") { iq in
-            answeredOn.withLock { $0 = (Self.threadName(), pthread_self()) }
+            answeredOn.withLock { $0 = (currentThreadName(), pthread_self()) }
             return Stanza.result(for: iq, payload: XMLElement("probe", xmlns: "urn:example:probe", ["answered": "yes"]))
         }
         let reply = try await asker.request(Stanza.iq(.get, to: "direct@baton.test/client", payload: XMLElement("probe", xmlns: "urn:example:probe")))
@@ -103,8 +103,6 @@ import Testing
         #expect(afterClose == 42)
         await asker.close()
     }
-
-    static func threadName() -> String { Thread.current.name ?? "" }
 
     @Test func commandsListExecuteAndValidate() async throws {
         let agent = try await cluster.startAgent("commander")

@@ -14,11 +14,13 @@ struct CountingStep: StepRunner {
     func run(_ invocation: StepInvocation) async throws -> StepOutcome {
         counter.withLock { $0["\(invocation.workflowID)#\(invocation.step.id)", default: 0] += 1 }
         if delay > .zero { try await Task.sleep(for: delay) }
-        return StepOutcome(outputs: ["ran_on": .string(name), "thread": .string(Self.threadName())])
+        return StepOutcome(outputs: ["ran_on": .string(name), "thread": .string(currentThreadName())])
     }
-
-    static func threadName() -> String { Thread.current.name ?? "" }
 }
+
+/// The calling thread's name as the OS has it (the I/O threads' are "xmpp LOCAL"). A plain
+/// function: `Thread.current` is unavailable in async code.
+func currentThreadName() -> String { Thread.current.name ?? "" }
 
 /// Writes a file into its step's workspace, then succeeds or fails; remembers the workspace.
 struct WorkspaceStep: StepRunner {
@@ -357,28 +359,29 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await other.stop()
     }
 
-    /// A receiver that stored a hand-off answers a resend of it "duplicate" even when it would
-    /// now refuse the sender (here: no longer trusted after a restart). A refusal would tell the
-    /// sender it was never stored, and the step would run a second time elsewhere.
-    @Test func aReceiverThatNowRefusesStillAcknowledgesWhatItStored() async throws {
+    /// `<prefix>-holder` stores a hand-off from `<prefix>-origin` but its answer is lost; it
+    /// stops while `<prefix>-bystander`, offering the same action, is online, then comes back
+    /// as `restart` starts it. The resend must reach the holder alone: handed to
+    /// `expectedTarget`, the step run once, the bystander never given it.
+    private func resendReachesOnlyTheHolder(_ prefix: String,
+                                            start: (_ name: String, _ step: CountingStep) async throws -> RunningAgent,
+                                            restart: (_ name: String, _ step: CountingStep) async throws -> RunningAgent,
+                                            expectedTarget: String) async throws {
         let counter = Locked<[String: Int]>([:])
-        let sender = try await cluster.startAgent("fickle-origin", steps: [])
-        func startHolder(trusting trusted: [String]) async throws -> RunningAgent {
-            try await cluster.startAgent("fickle-holder", steps: [CountingStep(name: "holder", action: "t.fickle", counter: counter, delay: .seconds(2))],
-                                         trusted: trusted)
-        }
-        var holder = try await startHolder(trusting: ["ops@baton.test", "*@baton.test"])
-        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.fickle"] } })
+        let action = "t.\(prefix)"
+        let sender = try await cluster.startAgent("\(prefix)-origin", steps: [])
+        let step = CountingStep(name: "holder", action: action, counter: counter, delay: .seconds(2))
+        var holder = try await start("\(prefix)-holder", step)
+        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == [action] } })
         holder.agent.engine.ackDropper.withLock { $0 = 1 }
-        let document = try sender.agent.engine.submit(pipeline(["t.fickle"]), by: "ops@baton.test/test")
+        let document = try sender.agent.engine.submit(pipeline([action]), by: "ops@baton.test/test")
         #expect(try await eventually(10) { counter.value["\(document.id)#s1"] == 1 })
         try await holder.stop()
-        let other = try await cluster.startAgent("fickle-bystander", steps: [CountingStep(name: "bystander", action: "t.fickle", counter: counter)])
+        let other = try await cluster.startAgent("\(prefix)-bystander", steps: [CountingStep(name: "bystander", action: action, counter: counter)])
         #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
-        // Back, but trusting only ops: the sender's resend would be forbidden.
-        holder = try await startHolder(trusting: ["ops@baton.test"])
+        holder = try await restart("\(prefix)-holder", step)
         #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
-        #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.target == "fickle-holder@baton.test/agent")
+        #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.target == expectedTarget)
         #expect(counter.value["\(document.id)#s1"] == 1, "\(counter.value)")
         #expect(try other.agent.engine.journal.entries(workflow: document.id).isEmpty, "the bystander never took it")
         try await sender.stop()
@@ -386,32 +389,25 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await other.stop()
     }
 
+    /// A receiver that stored a hand-off answers a resend of it "duplicate" even when it would
+    /// now refuse the sender (here: no longer trusted after a restart). A refusal would tell the
+    /// sender it was never stored, and the step would run a second time elsewhere.
+    @Test func aReceiverThatNowRefusesStillAcknowledgesWhatItStored() async throws {
+        try await resendReachesOnlyTheHolder("fickle",
+            start: { name, step in try await cluster.startAgent(name, steps: [step], trusted: ["ops@baton.test", "*@baton.test"]) },
+            // Back, but trusting only ops: the sender's resend would be forbidden.
+            restart: { name, step in try await cluster.startAgent(name, steps: [step], trusted: ["ops@baton.test"]) },
+            expectedTarget: "fickle-holder@baton.test/agent")
+    }
+
     /// The agent that may hold a hand-off comes back under another resource (one not fixed in
     /// its configuration): it is still that agent, found by its bare JID, and the resend goes
     /// there — not to another agent, and not waited for under the old resource for ever.
     @Test func aPinnedHandOffFollowsItsAgentToANewResource() async throws {
-        let counter = Locked<[String: Int]>([:])
-        let sender = try await cluster.startAgent("moving-origin", steps: [])
-        func startHolder(_ resource: String) async throws -> RunningAgent {
-            try await cluster.startAgent("moving-holder", steps: [CountingStep(name: "holder", action: "t.moving", counter: counter, delay: .seconds(2))],
-                                         resource: resource)
-        }
-        var holder = try await startHolder("agent")
-        #expect(await sender.agent.directory.wait(timeout: 10) { $0.contains { $0.online && $0.description.actions == ["t.moving"] } })
-        holder.agent.engine.ackDropper.withLock { $0 = 1 }
-        let document = try sender.agent.engine.submit(pipeline(["t.moving"]), by: "ops@baton.test/test")
-        #expect(try await eventually(10) { counter.value["\(document.id)#s1"] == 1 })
-        try await holder.stop()
-        let other = try await cluster.startAgent("moving-bystander", steps: [CountingStep(name: "bystander", action: "t.moving", counter: counter)])
-        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .parked })
-        holder = try await startHolder("elsewhere")
-        #expect(try await eventually(30) { try sender.agent.engine.journal.entries(workflow: document.id).first?.state == .handed })
-        #expect(try sender.agent.engine.journal.entries(workflow: document.id).first?.target == "moving-holder@baton.test/elsewhere")
-        #expect(counter.value["\(document.id)#s1"] == 1, "\(counter.value)")
-        #expect(try other.agent.engine.journal.entries(workflow: document.id).isEmpty, "the bystander never took it")
-        try await sender.stop()
-        try await holder.stop()
-        try await other.stop()
+        try await resendReachesOnlyTheHolder("moving",
+            start: { name, step in try await cluster.startAgent(name, steps: [step], resource: "agent") },
+            restart: { name, step in try await cluster.startAgent(name, steps: [step], resource: "elsewhere") },
+            expectedTarget: "moving-holder@baton.test/elsewhere")
     }
 
     @Test func aHandOffWaitingForAGoneAgentIsCancelledOnlyWhenForced() async throws {

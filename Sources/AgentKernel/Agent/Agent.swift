@@ -325,10 +325,8 @@ extension Agent {
             // actions have changed since, a refusal would tell the sender it was never
             // stored, and the step would run a second time elsewhere.
             reply = Stanza.result(for: iq, payload: HandoffStanzas.accepted(duplicate: true))
-        } catch let error as StanzaError {
-            reply = error.reply(to: iq)
         } catch {
-            reply = StanzaError(.internalServerError, "\(error)").reply(to: iq)
+            reply = StanzaError.reply(to: iq, for: error)
         }
         return reply
     }

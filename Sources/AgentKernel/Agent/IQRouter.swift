@@ -21,17 +21,16 @@ public struct IQRouter: Sendable {
         case answering(AnsweringHandler)
     }
 
-    private struct Key: Hashable { let type: String; let name: String; let namespace: String }
-    private var routes: [Key: Route] = [:]
+    private var routes: [IQPayloadKey: Route] = [:]
 
     public init() {}
 
     public mutating func on(_ type: Stanza.IQType, _ name: String, _ namespace: String, _ handler: @escaping Handler) {
-        routes[Key(type: type.rawValue, name: name, namespace: namespace)] = .replying(handler)
+        routes[IQPayloadKey(type: type.rawValue, name: name, namespace: namespace)] = .replying(handler)
     }
 
     public mutating func on(_ type: Stanza.IQType, _ name: String, _ namespace: String, answering handler: @escaping AnsweringHandler) {
-        routes[Key(type: type.rawValue, name: name, namespace: namespace)] = .answering(handler)
+        routes[IQPayloadKey(type: type.rawValue, name: name, namespace: namespace)] = .answering(handler)
     }
 
     /// Answers an IQ get/set through `send`: its handler's result, or an error naming why not.
@@ -41,7 +40,7 @@ public struct IQRouter: Sendable {
         guard let payload = iq.firstChild, iq.children.count == 1 else {
             return send(StanzaError(.badRequest, "an IQ \(type) carries exactly one payload element").reply(to: iq))
         }
-        guard let route = routes[Key(type: type, name: payload.name, namespace: payload.xmlns ?? "")] else {
+        guard let route = routes[IQPayloadKey(type: type, name: payload.name, namespace: payload.xmlns ?? "")] else {
             return send(StanzaError(.serviceUnavailable, "no handler for \(payload.name) in \(payload.xmlns ?? "no namespace")").reply(to: iq))
         }
         let answered = Locked(false)
@@ -56,10 +55,8 @@ public struct IQRouter: Sendable {
             case .answering(let handler):
                 try await handler(iq, iq.from ?? "", Answer { once(Stanza.result(for: iq, payload: $0)) })
             }
-        } catch let error as StanzaError {
-            once(error.reply(to: iq))
         } catch {
-            once(StanzaError(.internalServerError, "\(error)").reply(to: iq))
+            once(StanzaError.reply(to: iq, for: error))
         }
     }
 

@@ -455,7 +455,7 @@ public final class WorkflowEngine: Sendable {
                 document.status = .completed
                 try journal.update(document, seq: entry.seq, state: .finished)
                 events.report(WorkflowEvent(.completed, document: document, agent: me(),
-                                            message: "\(Self.count(document.steps.count, "step")) in \(String(format: "%.1f", Date().timeIntervalSince(document.submitted)))s"), to: document)
+                                            message: "\(Self.count(document.steps.count, "step")) in \(WorkflowEvent.tenths(Date().timeIntervalSince(document.submitted)))s"), to: document)
                 ended(document)
                 return nil
             }

@@ -159,6 +159,27 @@ public struct XMLElement: Sendable, Equatable, CustomStringConvertible {
 
 // MARK: - Stanza kinds
 
+/// What an IQ request is dispatched on, as Prosody hooks `iq-get/host/urn:xmpp:ping:ping`:
+/// its type and its one payload's name and namespace.
+struct IQPayloadKey: Hashable, Sendable {
+    let type: String
+    let name: String
+    let namespace: String
+
+    /// The key of an IQ get or set with exactly one payload; nil for anything else.
+    init?(request iq: XMLElement) {
+        guard iq.name == "iq", let type = iq.type, type == "get" || type == "set",
+              let payload = iq.firstChild, iq.children.count == 1 else { return nil }
+        self.init(type: type, name: payload.name, namespace: payload.xmlns ?? "")
+    }
+
+    init(type: String, name: String, namespace: String) {
+        self.type = type
+        self.name = name
+        self.namespace = namespace
+    }
+}
+
 /// Typed constructors for the three stanza kinds, so callers say what they mean.
 public enum Stanza {
     public enum IQType: String, Sendable { case get, set, result, error }

@@ -76,6 +76,12 @@ public struct StanzaError: Error, Sendable, Equatable, CustomStringConvertible {
         return iq
     }
 
+    /// The error reply to `request` for any error a handler threw: its own condition for a
+    /// `StanzaError`, internal-server-error naming it otherwise.
+    public static func reply(to request: XMLElement, for error: any Error) -> XMLElement {
+        ((error as? StanzaError) ?? StanzaError(.internalServerError, "\(error)")).reply(to: request)
+    }
+
     /// Reads the `<error/>` child of an error stanza.
     public init(parsing stanza: XMLElement) {
         let error = stanza.child("error")

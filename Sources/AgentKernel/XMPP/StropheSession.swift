@@ -31,8 +31,8 @@ final class StropheSession: @unchecked Sendable {
 
     let settings: ConnectionSettings
     let events: AsyncStream<Event>
-    /// Keyed by "type payload-name namespace"; set from any thread, read on the I/O thread.
-    private let directHandlers = Mutex<[String: DirectHandler]>([:])
+    /// Set from any thread, read on the I/O thread.
+    private let directHandlers = Mutex<[IQPayloadKey: DirectHandler]>([:])
     private let eventSink: AsyncStream<Event>.Continuation
     private let inbox = Mutex(Inbox())
     private let wakeRead: Int32
@@ -130,7 +130,7 @@ final class StropheSession: @unchecked Sendable {
     /// on the I/O thread as the request is read; its reply is sent from there. Such requests
     /// never reach `events`.
     func answerDirectly(_ type: String, _ name: String, _ namespace: String, with handler: @escaping DirectHandler) {
-        directHandlers.withLock { $0["\(type) \(name) \(namespace)"] = handler }
+        directHandlers.withLock { $0[IQPayloadKey(type: type, name: name, namespace: namespace)] = handler }
     }
 
     func request(_ iq: XMLElement, timeout: Double) async throws -> XMLElement {
@@ -373,9 +373,7 @@ final class StropheSession: @unchecked Sendable {
             transmit(Stanza.iq(.result, to: stanza.from, id: stanza.id))
             return
         }
-        if stanza.name == "iq", let type = stanza.type, type == "get" || type == "set",
-           let payload = stanza.firstChild, stanza.children.count == 1,
-           let handler = directHandlers.withLock({ $0["\(type) \(payload.name) \(payload.xmlns ?? "")"] }) {
+        if let key = IQPayloadKey(request: stanza), let handler = directHandlers.withLock({ $0[key] }) {
             if let reply = handler(stanza) { transmit(reply) }
             return
         }
