@@ -212,6 +212,10 @@ public final class Agent: Sendable {
         let description = self.description
         try await pubsub.publish(node: Self.agentsNode, id: jid, payload: description.element)
         state.withLock { $0.publishedLoad = description.load }
+        // Known to its own directory at once, not when the server's notification of this item
+        // comes back: a workflow submitted right after the start found no agent for an action
+        // the agent runs itself, and was parked for a second (its time limit could run out).
+        await directory.update(description)
     }
 
     /// Records a peer and, the first time, sends it directed presence: it then knows we are
