@@ -1,6 +1,7 @@
 import AgentKernel
 import Agents
 import Foundation
+import Synchronization
 import Testing
 
 /// The kernel against a real Prosody over libstrophe.
@@ -226,6 +227,45 @@ import Testing
         await ops.close()
         try await a.stop()
         try await b.stop()
+    }
+
+    /// With XEP-0198 the server keeps a dropped agent's session for a while, and a resumed
+    /// stream is the same session: its peers never saw it go, yet it forgot them when it lost
+    /// its connection. Its greetings ask for their presence, so it sees them again.
+    @Test func aResumedStreamSeesItsPeersAgain() async throws {
+        let relay = try TCPRelay(to: cluster.server.port)
+        try await cluster.account("resume-a")
+        var settings = cluster.settings("resume-a")
+        settings.connection.port = UInt16(relay.port)
+        settings.connection.streamManagement = true
+        let a = try await RunningAgent(Agent(settings: settings, modules: try settings.modules.map { try ModuleCatalog.make($0, settings: settings) }))
+        let b = try await cluster.startAgent("resume-b")
+        let aJID = a.jid, bJID = b.jid
+        let aSeesB: @Sendable ([AgentDirectory.Peer]) -> Bool = { $0.contains { $0.jid == bJID && $0.online } }
+        let bSeesA: @Sendable ([AgentDirectory.Peer]) -> Bool = { $0.contains { $0.jid == aJID && $0.online } }
+        #expect(await a.agent.directory.wait(timeout: 10, until: aSeesB))
+        #expect(await b.agent.directory.wait(timeout: 10, until: bSeesA))
+        // Until the server has a's acknowledgement of b's greeting, a resumed stream would bring
+        // it again (the server resends what was not acknowledged), and the test proves nothing.
+        try await Task.sleep(for: .seconds(1))
+        // Whether b ever sees a leave, from the cut until a sees b again.
+        let watching = Mutex(true)
+        let bSawALeave = Task {
+            while watching.withLock({ $0 }) {
+                if await b.agent.directory.wait(timeout: 0.2, until: { !bSeesA($0) }) { return true }
+            }
+            return false
+        }
+        relay.cut()
+        #expect(await a.agent.directory.wait(timeout: 10) { !aSeesB($0) }, "a noticed the lost connection")
+        let restored = try TCPRelay(to: cluster.server.port, port: relay.port)
+        #expect(await a.agent.directory.wait(timeout: 20, until: aSeesB))
+        watching.withLock { $0 = false }
+        // Resumed, not a new session: otherwise the server would have told b that a left.
+        #expect(await bSawALeave.value == false)
+        try await a.stop()
+        try await b.stop()
+        restored.cut()
     }
 
     @Test func thirdPartyClientListsAndRunsCommands() async throws {

@@ -111,3 +111,45 @@ enum Products {
     static var directory: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent() }
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 }
+
+/// `Support/tcp_relay.py` in a process of its own: a way to the server that a test can cut as a
+/// lost network would, with no closing stanza from either end.
+final class TCPRelay: Sendable {
+    let port: Int
+    private let process: Process
+
+    /// Relays 127.0.0.1:`port` (any free one if 0) to 127.0.0.1:`target`.
+    init(to target: Int, port: Int = 0) throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/tcp_relay.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [script, String(port), String(target)]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // Its first line is the port it listens on, once it does.
+        let reader = output.fileHandleForReading
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        try reader.close()
+        guard let listening = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            process.terminate()
+            process.waitUntilExit()
+            throw CLIFailure("tcp_relay.py did not start: \(String(decoding: line, as: UTF8.self))")
+        }
+        self.port = listening
+        self.process = process
+    }
+
+    /// Kills the relay: every connection through it is gone at once.
+    func cut() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { cut() } }
+}

@@ -225,10 +225,17 @@ public final class Agent: Sendable {
         greet(description.jid)
     }
 
+    /// A greeting asks the peer for its presence in return (`<greeting xmlns='urn:baton:agent:0'/>`):
+    /// after our stream was resumed (XEP-0198) the server never told the peer we had gone, so a
+    /// peer that answered only agents it had seen leave would stay offline in our directory.
     private func greet(_ peer: String) {
         guard peer != jid else { return }
         let isNew = state.withLock { $0.greeted.insert(peer).inserted }
-        if isNew { connection.send(Stanza.presence(to: peer)) }
+        if isNew { connection.send(Self.greeting(to: peer)) }
+    }
+
+    static func greeting(to peer: String) -> XMLElement {
+        XMLElement("presence", ["to": peer], children: [XMLElement("greeting", xmlns: NS.baton)])
     }
 
     // MARK: - Incoming stanzas
@@ -243,13 +250,14 @@ public final class Agent: Sendable {
             case nil:
                 let wasOnline = await directory.peer(from)?.online ?? false
                 await directory.setOnline(from, true)
-                if wasOnline {
-                    greet(from)
-                } else {
-                    // It may have come back after we greeted its old session (the greeting then
-                    // went nowhere): greet again so it learns we are here.
+                if stanza.child("greeting", xmlns: NS.baton) != nil || !wasOnline {
+                    // Asked for it, or it may have come back after we greeted its old session
+                    // (the greeting then went nowhere): answer so it learns we are here. A plain
+                    // presence, which asks for nothing back: two agents never loop.
                     state.withLock { _ = $0.greeted.insert(from) }
                     connection.send(Stanza.presence(to: from))
+                } else {
+                    greet(from)
                 }
             case "unavailable":
                 state.withLock { _ = $0.greeted.remove(from) }
