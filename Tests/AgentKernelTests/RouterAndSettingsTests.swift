@@ -60,7 +60,7 @@ import Testing
             server: { host: 127.0.0.1, port: 5299 }
             tls: { policy: trust-any }
             modules: [echo]
-            trusted: [ops@baton.test, "*@lab.test"]
+            trusted: [Ops@Baton.test, "*@Lab.test"]
             concurrency: 3
             """, file: "build.yaml")
         #expect(settings.name == "build" && settings.connection.port == 5299 && settings.connection.tls == .trustAny)
@@ -69,6 +69,9 @@ import Testing
         #expect(settings.trusts("anyone@lab.test/x"))
         #expect(settings.trusts("build@baton.test/other"))
         #expect(!settings.trusts("evil@baton.test/x"))
+        // Accounts of a domain, not the domain's server or components.
+        #expect(!settings.trusts("lab.test"))
+        #expect(!settings.trusts("conference.lab.test/x"))
         #expect(settings.concurrency == 3)
     }
 

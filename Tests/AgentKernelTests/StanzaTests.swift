@@ -45,6 +45,46 @@ import Testing
         #expect(JID("@x") == nil)
         #expect(JID("a@b/") == nil)
         #expect(JID("pubsub.baton.test")?.local == nil)
+        // Local part and domain compare without case; the resource keeps it.
+        #expect(JID("Ops@Baton.TEST/Laptop")?.description == "ops@baton.test/Laptop")
+    }
+
+    @Test func iqAnswersCountOnlyFromWhomTheRequestWentTo() {
+        let account = JID("build@baton.test/agent")
+        func answers(_ from: String?, _ to: String?) -> Bool {
+            PendingRequest.isAnswer(from: from.flatMap(JID.init), to: to.flatMap(JID.init), account: account)
+        }
+        #expect(answers("test@baton.test/agent", "test@baton.test/agent"))
+        #expect(answers("Test@Baton.test/agent", "test@baton.test/agent"))
+        #expect(!answers("mallory@baton.test/x", "test@baton.test/agent"))
+        #expect(!answers("test@baton.test/other", "test@baton.test/agent"))
+        #expect(!answers(nil, "test@baton.test/agent"))
+        #expect(answers("pubsub.baton.test", "pubsub.baton.test"))
+        #expect(!answers("baton.test", "pubsub.baton.test"))
+        // To the account itself, or to no one: the server answers on its behalf.
+        for server in [nil, "build@baton.test", "baton.test"] {
+            #expect(answers(server, nil))
+            #expect(answers(server, "build@baton.test"))
+        }
+        #expect(!answers("mallory@baton.test/x", nil))
+        #expect(!answers("build@baton.test/other", nil))
+        #expect(answers("build@baton.test/other", "build@baton.test/other"))
+    }
+
+    @Test func pubsubEventsCountOnlyFromTheService() throws {
+        func notification(from sender: String?) -> XMLElement {
+            XMLElement("message", ["from": sender, "to": "build@baton.test/agent"], children: [
+                XMLElement("event", xmlns: NS.pubsubEvent, children: [
+                    XMLElement("items", ["node": "baton/agents"], children: [XMLElement("retract", ["id": "test@baton.test/agent"])]),
+                ]),
+            ])
+        }
+        let real = PubSubClient.event(in: notification(from: "pubsub.baton.test"), from: "pubsub.baton.test")
+        #expect(real?.node == "baton/agents" && real?.retracted == ["test@baton.test/agent"])
+        for forger in ["mallory@evil.example/x", "pubsub.baton.test/x", "baton.test", "mallory@pubsub.baton.test"] {
+            #expect(PubSubClient.event(in: notification(from: forger), from: "pubsub.baton.test") == nil, "\(forger)")
+        }
+        #expect(PubSubClient.event(in: notification(from: nil), from: "pubsub.baton.test") == nil)
     }
 }
 

@@ -229,6 +229,32 @@ import Testing
         try await b.stop()
     }
 
+    /// An IQ's id can be guessed; a third party's "answer" with it must not settle the request
+    /// (it would fake a peer's acknowledgement of a hand-off).
+    @Test func aForgedAnswerDoesNotSettleARequest() async throws {
+        for user in ["asker", "holder", "forger"] { try cluster.server.register(user: user, password: "pw-\(user)") }
+        let asker = try await cluster.connect("asker"), holder = try await cluster.connect("holder"), forger = try await cluster.connect("forger")
+        let askerJID = "asker@baton.test/client", holderJID = "holder@baton.test/client"
+        // The holder answers (for real) only once the forger has sent its answer and the server
+        // has passed it on: the forger's is sent first, and a ping after it keeps the order.
+        let requested = Task {
+            try await asker.request(Stanza.iq(.get, to: holderJID, id: "guessable-1", payload: XMLElement("query", xmlns: NS.version)))
+        }
+        var incoming = holder.events.makeAsyncIterator()
+        var request: XMLElement?
+        while request == nil, let event = await incoming.next() {
+            if case .stanza(let stanza) = event, stanza.id == "guessable-1" { request = stanza }
+        }
+        #expect(request?.from == askerJID)
+        forger.send(Stanza.iq(.result, to: askerJID, id: "guessable-1", payload: XMLElement("query", xmlns: NS.version, children: [XMLElement("name", text: "forged")])))
+        _ = try await forger.request(Stanza.iq(.get, to: askerJID, payload: XMLElement("ping", xmlns: NS.ping)))
+        holder.send(Stanza.iq(.result, to: askerJID, id: "guessable-1", payload: XMLElement("query", xmlns: NS.version, children: [XMLElement("name", text: "genuine")])))
+        let answer = try await requested.value
+        #expect(answer.from == holderJID)
+        #expect(answer.child("query")?.child("name")?.text == "genuine")
+        for connection in [asker, holder, forger] { await connection.close() }
+    }
+
     /// With XEP-0198 the server keeps a dropped agent's session for a while, and a resumed
     /// stream is the same session: its peers never saw it go, yet it forgot them when it lost
     /// its connection. Its greetings ask for their presence, so it sees them again.

@@ -564,10 +564,26 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         #expect(await eventually(10) { heard.value.contains { $0.contains("[chatty \(id.prefix(4))] t.chat on talker@baton.test/agent done") } })
         say("wf \(id.prefix(6))")
         #expect(await eventually(10) { heard.value.contains { $0.contains("chatty \(id.prefix(4)): step 1/1") && $0.contains("completed") } })
+        // Never answered: Baton's own lines (marked), a room's chatter, server headlines. A
+        // command the server kept while the agent was away is answered, not run.
+        var marked = Stanza.message(to: agent.jid, body: "help")
+        marked.nodes.append(.element(XMLElement("automated", xmlns: NS.baton)))
+        ops.send(marked)
+        ops.send(Stanza.message(to: agent.jid, body: "help", type: "groupchat"))
+        ops.send(Stanza.message(to: agent.jid, body: "help", type: "headline"))
+        var delayed = Stanza.message(to: agent.jid, body: "submit chatty")
+        delayed.nodes.append(.element(XMLElement("delay", xmlns: NS.delay, ["stamp": "2026-11-28T10:00:00Z"])))
+        ops.send(delayed)
+        #expect(await eventually(10) { heard.value.contains { $0.hasPrefix("Not run: 'submit chatty' was sent at 2026-11-28T10:00:00Z") } })
         say("frobnicate")
         #expect(await eventually(10) { heard.value.contains { $0.contains("Unknown command 'frobnicate'") } })
         say("submit chatty", from: stranger)
         #expect(await eventually(10) { strangerHeard.value.contains { $0.contains("not allowed") } })
+        // Told once: an auto-responder must not keep us talking.
+        say("submit chatty", from: stranger)
+        say("help", from: stranger)
+        #expect(await eventually(2) { strangerHeard.value.count > 1 } == false)
+        #expect(heard.value.filter { $0.hasPrefix("Commands of") }.count == 1)
         #expect(counter.value.count == 1)
         listeners.forEach { $0.cancel() }
         await ops.close()

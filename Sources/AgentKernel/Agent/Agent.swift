@@ -32,7 +32,12 @@ public final class Agent: Sendable {
         var publishedLoad: Int?
         var modulesStarted = false
         var shuttingDown = false
+        /// When each untrusted JID was last told it may not command us.
+        var refused: [String: ContinuousClock.Instant] = [:]
     }
+
+    /// How often an untrusted JID is told so.
+    static let refusalInterval: Duration = .seconds(600)
 
     /// Opens the agent's journal in `settings.stateDirectory`; throws if it cannot.
     public init(settings: AgentSettings, modules: [any AgentModule]) throws {
@@ -265,18 +270,34 @@ public final class Agent: Sendable {
             default: break
             }
         case "message":
-            if let event = PubSubClient.event(in: stanza) {
+            if let event = PubSubClient.event(in: stanza, from: settings.pubsubService) {
                 guard event.node == Self.agentsNode else { return }
                 for (id, payload) in event.published {
                     if let description = AgentDescription(jid: id, element: payload) { await learn(description) }
                 }
                 for id in event.retracted { await directory.remove(id) }
-            } else if let body = stanza.child("body")?.text, let from = stanza.from, stanza.type != "error",
+            } else if ChatCommands.isCommand(stanza), let body = stanza.child("body")?.text, let from = stanza.from,
                       await directory.peer(from) == nil, JID(from)?.bare != JID(jid)?.bare {
-                // Chat from other agents (event lines) is never answered: two agents must not
-                // talk to each other forever.
-                let answer = await ChatCommands.answer(body, from: from, agent: self)
-                connection.send(Stanza.message(to: from, body: answer))
+                // Chat from other agents is never answered either, marked or not.
+                let answer: String
+                if let sent = ChatCommands.delayedSince(stanza) {
+                    answer = "Not run: '\(body.prefix(80))' was sent at \(sent), while I was offline. Send it again if it still holds."
+                } else if !settings.trusts(from) {
+                    // Said once in a while: an untrusted auto-responder would otherwise keep
+                    // the two of us talking.
+                    let now = ContinuousClock.now
+                    let due = state.withLock { s -> Bool in
+                        if let last = s.refused[from], now - last < Self.refusalInterval { return false }
+                        if s.refused.count > 1000 { s.refused.removeAll() }
+                        s.refused[from] = now
+                        return true
+                    }
+                    guard due else { return }
+                    answer = "Sorry, \(JID(from)?.bare ?? from) is not allowed to command \(settings.name)."
+                } else {
+                    answer = await ChatCommands.answer(body, from: from, agent: self)
+                }
+                connection.send(ChatCommands.message(to: from, body: answer))
             }
         default:
             break

@@ -62,7 +62,8 @@ public struct AgentSettings: Sendable, Equatable {
         if sender.bare == JID(connection.jid)?.bare { return true }
         return trusted.contains { pattern in
             if pattern == "*" { return true }
-            if pattern.hasPrefix("*@") { return sender.domain == pattern.dropFirst(2) }
+            // Accounts of the domain, not the domain itself (the server, its components).
+            if pattern.hasPrefix("*@") { return sender.local != nil && sender.domain == pattern.dropFirst(2).lowercased() }
             return sender.bare == JID(pattern)?.bare
         }
     }

@@ -70,6 +70,30 @@ final class KernelModule: AgentModule {
 
 /// Plain chat messages as a command line: `help`, `status`, and what modules add.
 enum ChatCommands {
+    /// A chat line Baton writes (answers, event lines) is marked `<automated xmlns='urn:baton:agent:0'/>`
+    /// and never answered: two agents, or an agent and itself through a notify list, must not
+    /// talk to each other for ever.
+    static func message(to jid: String, body: String) -> XMLElement {
+        var message = Stanza.message(to: jid, body: body)
+        message.nodes.append(.element(XMLElement("automated", xmlns: NS.baton)))
+        return message
+    }
+
+    /// Whether `message` is someone's command line: a `chat` or `normal` message with a body, not
+    /// one of Baton's own lines; not `groupchat` (a room's chatter) nor `headline` (server
+    /// announcements) nor `error`, which are never answered.
+    static func isCommand(_ message: XMLElement) -> Bool {
+        guard message.name == "message", message.child("body") != nil else { return false }
+        guard message.type == nil || message.type == "chat" || message.type == "normal" else { return false }
+        return message.child("automated", xmlns: NS.baton) == nil
+    }
+
+    /// When a command was sent, if the server stored it while we were away (XEP-0203): it is
+    /// not run, as a `submit` or `cancel` typed hours ago may no longer be meant.
+    static func delayedSince(_ message: XMLElement) -> String? {
+        message.child("delay", xmlns: NS.delay).map { $0["stamp"] ?? "earlier" }
+    }
+
     static func answer(_ body: String, from: String, agent: Agent) async -> String {
         let words = body.split(whereSeparator: \.isWhitespace).map(String.init)
         guard let verb = words.first?.lowercased() else { return "Say 'help' for the commands I know." }

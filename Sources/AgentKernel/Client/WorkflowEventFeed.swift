@@ -23,7 +23,7 @@ public final class WorkflowEventFeed: Sendable {
         let listeners = self.listeners
         pump = Task {
             for await event in connection.events {
-                guard case .stanza(let stanza) = event, let items = PubSubClient.event(in: stanza), items.node == Self.node else { continue }
+                guard case .stanza(let stanza) = event, let items = PubSubClient.event(in: stanza, from: service), items.node == Self.node else { continue }
                 for (_, payload) in items.published {
                     for workflowEvent in WorkflowEvent.events(in: payload) {
                         listeners.withLock { for continuation in $0.values { continuation.yield(workflowEvent) } }

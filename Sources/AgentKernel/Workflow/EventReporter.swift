@@ -78,7 +78,7 @@ struct EventReporter: Sendable {
         var lines: [String: [String]] = [:]
         for (event, recipients) in batch { for jid in recipients { lines[jid, default: []].append(event.line) } }
         for (jid, text) in lines.sorted(by: { $0.key < $1.key }) {
-            connection.send(Stanza.message(to: jid, body: text.joined(separator: "\n")))
+            connection.send(ChatCommands.message(to: jid, body: text.joined(separator: "\n")))
         }
         var start = 0
         while start < batch.count {

@@ -11,11 +11,13 @@ public struct JID: Sendable, Hashable, CustomStringConvertible {
             rest = rest[..<slash]
         }
         if let at = rest.firstIndex(of: "@") {
-            local = String(rest[..<at])
+            local = String(rest[..<at]).lowercased()
             rest = rest[rest.index(after: at)...]
         }
         guard !rest.isEmpty, local != "", resource != "" else { return nil }
-        domain = String(rest)
+        // Local part and domain are case-insensitive (the server stamps them in lower case):
+        // `Ops@Baton.test` in a config is the account `ops@baton.test`. The resource keeps its case.
+        domain = String(rest).lowercased()
     }
 
     public var bare: String { local.map { "\($0)@\(domain)" } ?? domain }

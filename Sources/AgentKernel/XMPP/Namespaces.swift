@@ -12,6 +12,8 @@ public enum NS {
     public static let version = "jabber:iq:version"
     public static let stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
     public static let json = "urn:xmpp:json:0"
+    /// XEP-0203: a stanza stored and delivered later (offline messages).
+    public static let delay = "urn:xmpp:delay"
     /// Baton's own payloads: agent descriptions, workflow hand-offs.
     public static let baton = "urn:baton:agent:0"
     public static let batonWorkflow = "urn:baton:workflow:0"

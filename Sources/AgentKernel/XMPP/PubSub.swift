@@ -73,10 +73,13 @@ public struct PubSubClient: Sendable {
         return items.compactMap { item in item["id"].map { ($0, item.firstChild) } }
     }
 
-    /// An event notification as published/retracted items, or nil if `message` is not one.
-    public static func event(in message: XMLElement) -> (node: String, published: [(id: String, payload: XMLElement?)], retracted: [String])? {
+    /// An event notification from `service` as published/retracted items, or nil if `message`
+    /// is not one. Anyone can send a message that looks like a notification: one that does not
+    /// come from the service would let any account pose as an agent, or retract a real one.
+    public static func event(in message: XMLElement, from service: String) -> (node: String, published: [(id: String, payload: XMLElement?)], retracted: [String])? {
         guard message.name == "message", let items = message.child("event", xmlns: NS.pubsubEvent)?.child("items"),
               let node = items["node"] else { return nil }
+        guard let sender = message.from.flatMap(JID.init), sender.resource == nil, sender.bare == JID(service)?.bare else { return nil }
         let published = items.children("item").compactMap { item in item["id"].map { ($0, item.firstChild) } }
         let retracted = items.children("retract").compactMap { $0["id"] }
         return (node, published, retracted)

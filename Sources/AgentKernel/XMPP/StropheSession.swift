@@ -47,7 +47,9 @@ final class StropheSession: @unchecked Sendable {
     private var online = false
     private var everOnline = false
     private var firstConnect: CheckedContinuation<String, Error>?
-    private var pending: [String: (CheckedContinuation<XMLElement, Error>, ContinuousClock.Instant, Double)] = [:]
+    private var pending: [String: PendingRequest] = [:]
+    /// The account's JID as the server bound it (set when online): who answers for it.
+    private var boundJID: JID?
     private var nextSweep = ContinuousClock.now
     private var reconnecting = false
     private var reconnectAt: ContinuousClock.Instant?
@@ -145,7 +147,8 @@ final class StropheSession: @unchecked Sendable {
                 iq["id"] = id
                 // Bounded: a timeout of .infinity or 1e300 would trap when made milliseconds.
                 let millis = timeout.isFinite ? Int(min(max(timeout, 0.001), 86_400) * 1000) : 86_400_000
-                pending[id] = (continuation, .now + .milliseconds(millis), timeout)
+                pending[id] = PendingRequest(continuation: continuation, deadline: .now + .milliseconds(millis), seconds: timeout,
+                                             responder: iq.to.flatMap(JID.init))
                 transmit(iq)
             }
             // Closed (`stop`): nothing will answer.
@@ -252,8 +255,8 @@ final class StropheSession: @unchecked Sendable {
             case .job(let job): runElsewhere(job)
             }
         }
-        for (_, (continuation, _, _)) in pending {
-            continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
+        for (_, request) in pending {
+            request.continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
         }
         pending.removeAll()
         if let conn { xmpp_conn_release(conn) }
@@ -378,11 +381,18 @@ final class StropheSession: @unchecked Sendable {
             return
         }
         if stanza.name == "iq", let type = stanza.type, type == "result" || type == "error",
-           let id = stanza.id, let (continuation, _, _) = pending.removeValue(forKey: id) {
+           let id = stanza.id, let request = pending[id] {
+            // Ids can be guessed: an answer counts only from whom the request went to (the
+            // server stamps `from`), or a third party could fake a peer's acknowledgement.
+            guard request.isAnswered(by: stanza.from.flatMap(JID.init), account: boundJID) else {
+                logger.warning("ignoring IQ \(type) \(id) from \(stanza.from ?? "(none)"): the request went to \(request.responder?.description ?? "the server")")
+                return
+            }
+            pending.removeValue(forKey: id)
             if type == "error" {
-                continuation.resume(throwing: StanzaError(parsing: stanza))
+                request.continuation.resume(throwing: StanzaError(parsing: stanza))
             } else {
-                continuation.resume(returning: stanza)
+                request.continuation.resume(returning: stanza)
             }
             return
         }
@@ -397,6 +407,7 @@ final class StropheSession: @unchecked Sendable {
             everOnline = true
             reconnectAttempt = 0
             let bound = xmpp_conn_get_bound_jid(conn).map { String(cString: $0) } ?? settings.jid
+            boundJID = JID(bound)
             logger.info("online as \(bound) via \(settings.serverDescription)")
             firstConnect?.resume(returning: bound)
             firstConnect = nil
@@ -408,8 +419,8 @@ final class StropheSession: @unchecked Sendable {
             let wasOnline = online
             online = false
             let reason = classify(error: error, streamError: streamError, wasOnline: wasOnline)
-            for (_, (continuation, _, _)) in pending {
-                continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
+            for (_, request) in pending {
+                request.continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
             }
             pending.removeAll()
             // libstrophe must not free a connection from inside its own callback.
@@ -500,10 +511,32 @@ final class StropheSession: @unchecked Sendable {
         }
         guard now >= nextSweep, !pending.isEmpty else { return }
         nextSweep = now + .milliseconds(50)
-        for (id, (continuation, deadline, seconds)) in pending where deadline <= now {
+        for (id, request) in pending where request.deadline <= now {
             pending.removeValue(forKey: id)
-            continuation.resume(throwing: ConnectionError.timeout(jid: settings.jid, what: "IQ \(id)", seconds: seconds))
+            request.continuation.resume(throwing: ConnectionError.timeout(jid: settings.jid, what: "IQ \(id)", seconds: request.seconds))
         }
+    }
+}
+
+/// An IQ request waiting for its answer.
+struct PendingRequest {
+    let continuation: CheckedContinuation<XMLElement, Error>
+    let deadline: ContinuousClock.Instant
+    let seconds: Double
+    /// The request's `to`; nil for the account's own server.
+    let responder: JID?
+
+    /// Whether an answer from `sender` may be this request's (RFC 6120 §8.1.2.1): from the JID it
+    /// went to; for a request to the account itself (or with no `to`), from the server on the
+    /// account's behalf — no `from`, the account's bare JID, or its domain.
+    func isAnswered(by sender: JID?, account: JID?) -> Bool { Self.isAnswer(from: sender, to: responder, account: account) }
+
+    static func isAnswer(from sender: JID?, to responder: JID?, account: JID?) -> Bool {
+        if let responder, responder.bare != account?.bare || responder.resource != nil {
+            return sender == responder
+        }
+        guard let sender else { return true }
+        return sender.resource == nil && (sender.bare == account?.bare || (sender.local == nil && sender.domain == account?.domain))
     }
 }
 
