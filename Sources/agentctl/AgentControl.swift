@@ -16,7 +16,7 @@ struct AgentControl: AsyncParsableCommand {
         let names = configuration.subcommands.map { $0._commandName } + ["help"]
         if CommandLine.arguments.count > 1, let first = CommandLine.arguments.dropFirst().first,
            !first.hasPrefix("-"), !names.contains(first) {
-            FileHandle.standardError.write(Data("agentctl: unknown command '\(first)' (commands: \(names.dropLast().joined(separator: ", ")); none starts the shell)\n".utf8))
+            Output.write("agentctl: unknown command '\(first)' (commands: \(names.dropLast().joined(separator: ", ")); none starts the shell)\n", to: STDERR_FILENO)
             Foundation.exit(64)
         }
         do {

@@ -70,7 +70,7 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// One line on stderr, `agentctl: ` first.
 func complain(_ message: String) {
-    FileHandle.standardError.write(Data("agentctl: \(message)\n".utf8))
+    Output.write("agentctl: \(message)\n", to: STDERR_FILENO)
 }
 
 /// Runs `body` with a connected session, turns every failure into one line on stderr and a

@@ -21,8 +21,13 @@ enum Interrupts {
         source = signalSource
     }
 
+    /// Set for a script fed to the shell: ctrl-C then always ends agentctl (130). Stopping only
+    /// the watch it was in would let the script go on to its next line — a release, say.
+    static let alwaysEnds = Locked(false)
+
     /// Runs `body` with ctrl-C calling `onInterrupt` instead of the previous meaning.
     static func during<T>(_ onInterrupt: @escaping @Sendable () -> Void, _ body: () async throws -> T) async rethrows -> T {
+        if alwaysEnds.value { return try await body() }
         let previous = handler.withLock { current -> Handler in
             defer { current.action = onInterrupt }
             return current

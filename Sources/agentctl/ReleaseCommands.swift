@@ -39,7 +39,7 @@ struct Release: AsyncParsableCommand {
         }
 
         func fail(_ message: String) -> Never {
-            FileHandle.standardError.write("agentctl: \(message)\n".data(using: .utf8)!)
+            Output.write("agentctl: \(message)\n", to: STDERR_FILENO)
             Foundation.exit(1)
         }
     }

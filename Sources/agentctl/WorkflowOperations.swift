@@ -4,6 +4,9 @@ import Foundation
 /// What `wf …` does, shared by the `agentctl wf` subcommands and the shell's `wf/` context.
 /// Each prints its result and throws a `CLIError` (one line) when it did not succeed.
 struct WorkflowOperations {
+    /// `wf submit --watch` lost its connection: the workflow goes on, unwatched.
+    static let connectionLostStatus: Int32 = 3
+
     let session: Session
 
     // MARK: submit
@@ -53,7 +56,8 @@ struct WorkflowOperations {
     }
 
     /// Submits FILE; with `watch`, follows it to the end. Returns the exit status (0, or 1 when
-    /// the workflow failed, was cancelled or parked after a failure; 130 when interrupted).
+    /// the workflow failed, was cancelled or parked after a failure; 3 when the connection to the
+    /// server was lost while watching; 130 when interrupted).
     func submit(file: String, params: [String] = [], to chosen: String?, watch: Bool) async throws -> Int32 {
         let (yaml, document) = try Self.validate(file: file, params: params)
         let agent: String
@@ -87,6 +91,9 @@ struct WorkflowOperations {
         case .interrupted:
             print("stopped watching; \(document.name) \(id) goes on (agentctl wf status \(id.prefix(6)))")
             return 130
+        case .connectionLost:
+            complain("lost the connection to the server while watching; \(document.name) \(id) goes on without us (agentctl wf status \(id.prefix(6)))")
+            return WorkflowOperations.connectionLostStatus
         }
     }
 

@@ -4,7 +4,7 @@ import Foundation
 /// `wf submit --watch`: prints one line per step as the events come in, a line when the
 /// workflow waits for an agent, and a summary at the end.
 struct WorkflowWatcher {
-    enum Result { case finished(WorkflowWatch.Outcome), interrupted }
+    enum Result { case finished(WorkflowWatch.Outcome), interrupted, connectionLost }
 
     let session: Session
     let workflowID: String
@@ -17,12 +17,14 @@ struct WorkflowWatcher {
     /// a build of many minutes must not look like a hang.
     var stillRunningEvery: TimeInterval = 30
 
-    private enum Input: Sendable { case event(WorkflowEvent), tick, interrupt }
+    private enum Input: Sendable { case event(WorkflowEvent), tick, interrupt, feedEnded }
 
     func run() async -> Result {
         let (inputs, sink) = AsyncStream.makeStream(of: Input.self)
         let forward = Task { [listener] in
             for await event in listener.events { sink.yield(.event(event)) }
+            // The feed ends its listeners when the connection is lost (or we stop it, below).
+            sink.yield(.feedEnded)
         }
         let ticker = Task {
             while !Task.isCancelled {
@@ -70,6 +72,8 @@ struct WorkflowWatcher {
                     }
                 case .interrupt:
                     return .interrupted
+                case .feedEnded:
+                    return .connectionLost
                 }
             }
             return .interrupted

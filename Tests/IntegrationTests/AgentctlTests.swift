@@ -4,7 +4,7 @@ import Testing
 
 /// The agentctl binary, run as a subprocess by the trusted user ops, against agents on a real
 /// Prosody: `wf submit --watch`, `wf status/trail/list/cancel`, and the shell fed a script.
-@Suite(.serialized) final class AgentctlTests {
+@Suite(.serialized) final class AgentctlTests: Sendable {
     let cluster: TestCluster
     let dir: URL
 
@@ -176,6 +176,47 @@ import Testing
         try await agent.stop()
     }
 
+    /// A watch whose connection drops must say so and end (a CI job must not hang), with a
+    /// status of its own: the workflow goes on without it.
+    @Test func watchThatLosesItsConnectionSaysSoAndExitsThree() async throws {
+        let agent = try await cluster.startAgent("watched", modules: ["util", "shell"])
+        let file = try workflow("long", """
+            workflow: long
+            steps:
+              - { id: nap, action: shell.run, with: { command: "sleep 5" } }
+            """)
+        let relay = try TCPRelay(to: cluster.server.port)
+        async let watched = agentctl(["wf", "submit", file, "--watch"], server: "127.0.0.1:\(relay.port)")
+        var listed = ""
+        for _ in 0..<50 {
+            listed = try await agentctl(["wf", "list"]).stdout
+            if listed.contains("running") { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(listed.contains("running"), "\(listed)")
+        relay.cut()
+        let run = try await watched
+        #expect(run.status == 3, "\(run)")
+        #expect(run.stderr.contains("lost the connection to the server while watching; long "), "\(run)")
+        #expect(run.stdout.contains("completed") == false, "\(run)")
+        try await agent.stop()
+    }
+
+    /// `agentctl wf submit FILE --watch | head -1`: once the reader is gone agentctl ends
+    /// quietly with SIGPIPE's status, as other tools do; it used to trap on the failed write.
+    @Test func aReaderThatGoesAwayEndsAgentctlQuietly() async throws {
+        let agent = try await cluster.startAgent("piped", modules: ["util"])
+        let file = try workflow("short", """
+            workflow: short
+            steps:
+              - { id: a, action: util.noop }
+            """)
+        let run = try await agentctl(["wf", "submit", file, "--watch"], readerGone: true)
+        #expect(run.status == 141, "\(run)")
+        #expect(run.stderr.isEmpty, "\(run)")
+        try await agent.stop()
+    }
+
     @Test func malformedYAMLIsExitTwoWithLineAndColumn() async throws {
         let file = try workflow("broken", """
             workflow: broken
@@ -256,7 +297,9 @@ import Testing
     }
 
     /// Runs agentctl as ops; waits off the cooperative pool (the agents under test share it).
-    func agentctl(_ arguments: [String], stdin: String? = nil, timeout: Double = 60) async throws -> Run {
+    /// `readerGone`: nobody reads its standard output, as after `agentctl … | head -1`.
+    func agentctl(_ arguments: [String], stdin: String? = nil, timeout: Double = 60, server: String? = nil,
+                  readerGone: Bool = false) async throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Products.path("agentctl"))
         process.arguments = arguments
@@ -265,7 +308,7 @@ import Testing
             "HOME": dir.path,
             "BATON_JID": "ops@\(cluster.server.domain)",
             "BATON_PASSWORD": "pw-ops",
-            "BATON_SERVER": "\(cluster.server.host):\(cluster.server.port)",
+            "BATON_SERVER": server ?? "\(cluster.server.host):\(cluster.server.port)",
             "BATON_TLS": "trust-any",
         ]
         let out = Pipe(), err = Pipe()
@@ -276,11 +319,12 @@ import Testing
         let exited = AsyncStream<Void>.makeStream()
         process.terminationHandler = { _ in exited.continuation.yield(); exited.continuation.finish() }
         try process.run()
+        if readerGone { try out.fileHandleForReading.close() }
         if let stdin {
             input.fileHandleForWriting.write(Data((stdin + "\n").utf8))
             try input.fileHandleForWriting.close()
         }
-        let stdoutData = Self.readAll(out.fileHandleForReading)
+        let stdoutData = readerGone ? Task { Data() } : Self.readAll(out.fileHandleForReading)
         let stderrData = Self.readAll(err.fileHandleForReading)
         let killer = Task {
             try await Task.sleep(for: .seconds(timeout))

@@ -20,9 +20,21 @@ public final class WorkflowEventFeed: Sendable {
     public init(connection: XMPPConnection, service: String, subscriber: String) {
         pubsub = PubSubClient(connection: connection, service: service)
         self.subscriber = subscriber
-        let listeners = self.listeners
+        let listeners = self.listeners, subscribed = self.subscribed
+        // Finished outside the lock: a stream's termination handler takes it again.
+        @Sendable func endListening() {
+            let ending = listeners.withLock { current in defer { current.removeAll() }; return Array(current.values) }
+            for continuation in ending { continuation.finish() }
+        }
         pump = Task {
             for await event in connection.events {
+                if case .offline = event {
+                    // The subscription was this session's: nothing more will come to its
+                    // listeners, who must not wait for ever (a watch says the connection is lost).
+                    subscribed.withLock { $0 = false }
+                    endListening()
+                    continue
+                }
                 guard case .stanza(let stanza) = event, let items = PubSubClient.event(in: stanza, from: service), items.node == Self.node else { continue }
                 for (_, payload) in items.published {
                     for workflowEvent in WorkflowEvent.events(in: payload) {
@@ -30,7 +42,7 @@ public final class WorkflowEventFeed: Sendable {
                     }
                 }
             }
-            listeners.withLock { for continuation in $0.values { continuation.finish() } }
+            endListening()
         }
     }
 

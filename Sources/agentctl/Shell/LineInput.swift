@@ -45,7 +45,7 @@ final class LineInput: Sendable {
             }
         }
         if interactive {
-            FileHandle.standardOutput.write(Data(prompt.utf8))
+            Output.write(prompt, to: STDOUT_FILENO)
         }
         // readLine blocks: keep it off the cooperative threads, which the connection needs.
         let line: String? = await withCheckedContinuation { continuation in
@@ -74,7 +74,8 @@ final class LineInput: Sendable {
         case .append:
             guard let handle = FileHandle(forWritingAtPath: historyFile) ?? create() else { return }
             handle.seekToEndOfFile()
-            handle.write(Data((line + "\n").utf8))
+            // History is a convenience: a full disk must not end the session.
+            try? handle.write(contentsOf: Data((line + "\n").utf8))
             try? handle.close()
         }
     }
@@ -231,15 +232,7 @@ struct RawMode {
 
 /// Unbuffered writes to the terminal, its width, and whether more input is on its way.
 enum TerminalIO {
-    static func write(_ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-            if written < 0, errno == EINTR { continue }
-            guard written > 0 else { return }
-            bytes = bytes.dropFirst(written)
-        }
-    }
+    static func write(_ text: String) { Output.write(text, to: STDOUT_FILENO) }
 
     static var width: Int {
         var size = winsize()

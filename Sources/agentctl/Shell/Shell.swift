@@ -39,6 +39,8 @@ final class ShellInterpreter {
     func run() async -> Int {
         if input.interactive {
             print("Baton shell, connected as \(state.session.boundJID). ? lists commands, exit leaves.")
+        } else {
+            Interrupts.alwaysEnds.withLock { $0 = true }
         }
         // At the prompt ctrl-C only reminds how to leave (a watch turns it into "stop watching").
         await Interrupts.during({ print("\n(exit or ctrl-D leaves the shell)") }) {
@@ -169,7 +171,7 @@ final class ShellInterpreter {
     private func report(_ message: String) {
         failures += 1
         if input.interactive {
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            Output.write("error: \(message)\n", to: STDERR_FILENO)
         } else {
             complain("line \(lineNumber): \(message)")
         }
