@@ -40,6 +40,56 @@ import Testing
         await #expect(throws: StanzaError(.badRequest, "field 'b': 'z' is not one of x, y")) {
             try await service.handle(submit("two", .complete, session: session, ["b": "z"]), from: "ops@x/1", trusted: true)
         }
+        // The session stays, for the mended form.
+        let done = try await service.handle(submit("two", .complete, session: session, ["b": "x"]), from: "ops@x/1", trusted: true)
+        #expect(try DataForm(parsing: #require(done.child("x")))["ab"] == "1x")
+    }
+
+    @Test func completeOnlyWhereOffered() async throws {
+        let first = try await service.handle(AdHocStanzas.request(node: "two"), from: "ops@x/1", trusted: true)
+        let session = try #require(first["sessionid"])
+        let early = await #expect(throws: StanzaError.self) {
+            try await service.handle(submit("two", .complete, session: session, ["a": "1"]), from: "ops@x/1", trusted: true)
+        }
+        #expect(early?.condition == .badRequest && early?.text == "'complete' is not offered at stage 1 of 2 of 'two'")
+        let second = try await service.handle(submit("two", .next, session: session, ["a": "1"]), from: "ops@x/1", trusted: true)
+        #expect(second["status"] == "executing")
+    }
+
+    /// A double click on Finish sends the last stage twice: the command runs once.
+    @Test func aSessionsLastStageRunsOnceWhenSentTwice() async throws {
+        let runs = Locked(0)
+        let slow = AdHocCommandService(commands: [
+            // Its form takes a moment to make (real ones read the journal or the disk).
+            AdHocCommand(node: "slow", name: "Slow", stages: [{ _ in
+                try await Task.sleep(for: .milliseconds(50))
+                return DataForm(.form, fields: [.init("a", required: true)])
+            }]) { _ in
+                runs.withLock { $0 += 1 }
+                try await Task.sleep(for: .milliseconds(200))
+                return .text("ran")
+            },
+        ])
+        let first = try await slow.handle(AdHocStanzas.request(node: "slow"), from: "ops@x/1", trusted: true)
+        let session = try #require(first["sessionid"])
+        let finish = submit("slow", .complete, session: session, ["a": "1"])
+        async let one = try? slow.handle(finish, from: "ops@x/1", trusted: true)
+        async let two = try? slow.handle(finish, from: "ops@x/1", trusted: true)
+        let outcomes = await [one, two]
+        #expect(outcomes.filter { $0?["status"] == "completed" }.count == 1)
+        #expect(runs.value == 1)
+    }
+
+    @Test func unfinishedSessionsAreBoundedPerJID() async throws {
+        for _ in 0..<AdHocCommandService.maximumSessionsPerJID {
+            _ = try await service.handle(AdHocStanzas.request(node: "two"), from: "flood@x/1", trusted: true)
+        }
+        let refused = await #expect(throws: StanzaError.self) {
+            try await service.handle(AdHocStanzas.request(node: "two"), from: "flood@x/1", trusted: true)
+        }
+        #expect(refused?.condition == .resourceConstraint)
+        let other = try await service.handle(AdHocStanzas.request(node: "two"), from: "ops@x/1", trusted: true)
+        #expect(other["status"] == "executing")
     }
 
     @Test func batchExecuteValidatesAllStages() async throws {

@@ -36,6 +36,9 @@ import Testing
         #expect(parsed.condition == .forbidden)
         #expect(parsed.text == "not you")
         #expect(reply.child("error")?["type"] == "auth")
+        // A command that failed is not worth trying again as it is.
+        #expect(StanzaError(.internalServerError, "boom").reply(to: request).child("error")?["type"] == "cancel")
+        #expect(StanzaError(.resourceConstraint, "busy").reply(to: request).child("error")?["type"] == "wait")
     }
 
     @Test func jidParts() {
@@ -69,6 +72,15 @@ import Testing
         #expect(!answers("mallory@baton.test/x", nil))
         #expect(!answers("build@baton.test/other", nil))
         #expect(answers("build@baton.test/other", "build@baton.test/other"))
+    }
+
+    @Test func discoIdentitiesFollowTheRegistry() {
+        func identity(_ node: String?) -> String? {
+            Disco.info(name: "n", features: [], node: node).child("identity").map { "\($0["category"] ?? "")/\($0["type"] ?? "")" }
+        }
+        #expect(identity(nil) == "client/bot")
+        #expect(identity(NS.commands) == "automation/command-list")
+        #expect(identity("submit") == "automation/command-node")
     }
 
     @Test func pubsubEventsCountOnlyFromTheService() throws {

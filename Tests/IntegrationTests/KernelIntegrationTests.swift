@@ -61,7 +61,7 @@ import Testing
         #expect(unknown?.condition == .serviceUnavailable)
         let info = try await ops.request(Stanza.iq(.get, to: agent.jid, payload: XMLElement("query", xmlns: NS.discoInfo)))
         let query = try #require(info.child("query"))
-        #expect(query.child("identity")?["category"] == "automation")
+        #expect(query.child("identity")?["category"] == "client" && query.child("identity")?["type"] == "bot")
         #expect(query.children("feature").contains { $0["var"] == Disco.actionFeature("demo.echo") })
         await ops.close()
         try await agent.stop()

@@ -310,6 +310,7 @@ public final class Agent: Sendable {
     private func installKernelHandlers() {
         on(.get, "query", NS.discoInfo) { [unowned self] iq, _ in
             let node = iq.firstChild?["node"]
+            if node == NS.commands { return Disco.info(name: "Commands of \(settings.name)", features: [NS.commands], node: node) }
             if let node {
                 guard let command = commandService.command(node) else { throw StanzaError(.itemNotFound, "no node '\(node)'") }
                 return Disco.info(name: command.name, features: [NS.commands, NS.dataForms], node: node)

@@ -72,6 +72,8 @@ public final class AdHocCommandService: Sendable {
     public let commands: [AdHocCommand]
     private let sessions = Mutex<[String: Session]>([:])
     private let sessionLifetime: Duration = .seconds(600)
+    static let maximumSessionsPerJID = 20
+    static let maximumSessions = 1000
 
     public init(commands: [AdHocCommand]) {
         self.commands = commands
@@ -104,35 +106,51 @@ public final class AdHocCommandService: Sendable {
             }
             return try await start(command, from: from, submitted: submitted)
         }
-        guard var session = sessions.withLock({ $0[sessionID] }), session.node == node else {
-            throw StanzaError(.badRequest, "no session '\(sessionID)' for command '\(node)' (expired or never started)",
-                              appCondition: AdHocStanzas.condition("bad-sessionid"))
+        // Taken out while this request works on it, and put back only for a later stage: a
+        // second request for the session meanwhile (a double click on Finish, a client's resend)
+        // finds none, and cannot run the command twice.
+        let taken = sessions.withLock { all -> Result<Session, StanzaError> in
+            guard let session = all[sessionID], session.node == node else {
+                return .failure(StanzaError(.badRequest, "no session '\(sessionID)' for command '\(node)' (expired, ended, or busy with a request)",
+                                            appCondition: AdHocStanzas.condition("bad-sessionid")))
+            }
+            guard session.owner == from else { return .failure(StanzaError(.forbidden, "session '\(sessionID)' belongs to another JID")) }
+            all.removeValue(forKey: sessionID)
+            return .success(session)
         }
-        guard session.owner == from else {
-            throw StanzaError(.forbidden, "session '\(sessionID)' belongs to another JID")
-        }
+        var session = try taken.get()
+        let unchanged = session
+        func putBack(_ session: Session) { sessions.withLock { $0[sessionID] = session } }
         switch action {
         case .cancel:
-            sessions.withLock { _ = $0.removeValue(forKey: sessionID) }
             return AdHocStanzas.response(node: node, sessionID: sessionID, status: .canceled)
         case .prev:
             session.stage = max(0, session.stage - 1)
-            sessions.withLock { $0[sessionID] = session }
+            putBack(session)
             return try await render(command, session: session, id: sessionID)
         case .execute, .next, .complete:
-            guard let submitted, submitted.kind == .submit else {
-                throw StanzaError(.badRequest, "stage \(session.stage + 1) of '\(node)' needs a submitted form")
-            }
-            let form = try await command.stages[session.stage](session.values)
-            try form.validate(submitted.submitted)
-            session.values.merge(submitted.submitted) { _, new in new }
             let isLast = session.stage + 1 >= command.stages.count
-            if isLast || action == .complete {
-                sessions.withLock { _ = $0.removeValue(forKey: sessionID) }
+            do {
+                guard let submitted, submitted.kind == .submit else {
+                    throw StanzaError(.badRequest, "stage \(session.stage + 1) of '\(node)' needs a submitted form")
+                }
+                // Only where it was offered: finishing early would skip the later stages' fields.
+                if action == .complete && !isLast {
+                    throw StanzaError(.badRequest, "'complete' is not offered at stage \(session.stage + 1) of \(command.stages.count) of '\(node)'",
+                                      appCondition: AdHocStanzas.condition("bad-action"))
+                }
+                let form = try await command.stages[session.stage](session.values)
+                try form.validate(submitted.submitted)
+            } catch {
+                putBack(unchanged)  // the client may mend its form and send it again
+                throw error
+            }
+            session.values.merge(submitted?.submitted ?? [:]) { _, new in new }
+            if isLast {
                 return try await finish(command, from: from, values: session.values, id: sessionID)
             }
             session.stage += 1
-            sessions.withLock { $0[sessionID] = session }
+            putBack(session)
             return try await render(command, session: session, id: sessionID)
         }
     }
@@ -155,7 +173,15 @@ public final class AdHocCommandService: Sendable {
             return try await finish(command, from: from, values: submitted.submitted, id: sessionID)
         }
         let session = Session(node: command.node, owner: from, stage: 0, values: [:], started: .now)
-        sessions.withLock { $0[sessionID] = session }
+        let room = sessions.withLock { all -> Bool in
+            guard all.count < Self.maximumSessions, all.values.count(where: { $0.owner == from }) < Self.maximumSessionsPerJID else { return false }
+            all[sessionID] = session
+            return true
+        }
+        // Bounded: anyone may start the open commands, and each session is kept ten minutes.
+        guard room else {
+            throw StanzaError(.resourceConstraint, "too many unfinished command sessions (at most \(Self.maximumSessionsPerJID) per JID, \(Self.maximumSessions) in all); finish or cancel some, or wait for them to expire")
+        }
         return try await render(command, session: session, id: sessionID)
     }
 

@@ -11,9 +11,16 @@ public enum Disco {
     /// The disco feature that advertises a workflow step action.
     public static func actionFeature(_ action: String) -> String { "urn:baton:action:\(action)" }
 
+    /// The identity for `node` (XEP-0030 registry): the agent itself is a bot (`client/bot`); the
+    /// XEP-0050 commands node is `automation/command-list`, and each command `automation/command-node`.
     public static func info(name: String, features: [String], node: String? = nil) -> XMLElement {
         var query = XMLElement("query", xmlns: NS.discoInfo, ["node": node])
-        query.append(XMLElement("identity", ["category": "automation", "type": node == nil ? "command-list" : "command-node", "name": name]))
+        let (category, type) = switch node {
+        case nil: ("client", "bot")
+        case NS.commands?: ("automation", "command-list")
+        default: ("automation", "command-node")
+        }
+        query.append(XMLElement("identity", ["category": category, "type": type, "name": name]))
         for feature in Set(features).sorted() { query.append(XMLElement("feature", ["var": feature])) }
         return query
     }

@@ -26,12 +26,14 @@ public struct StanzaError: Error, Sendable, Equatable, CustomStringConvertible {
             self == .serviceUnavailable || self == .itemNotFound || self == .remoteServerNotFound
         }
 
-        /// The error type RFC 6120 pairs with each condition.
+        /// The error type RFC 6120 §8.3.3 pairs with each condition. `wait` only where trying
+        /// again later may work: an agent's failure to run a command (internal-server-error) is
+        /// `cancel`, as is not-allowed — `auth` would say other credentials could help.
         var defaultType: String {
             switch self {
-            case .badRequest, .notAcceptable, .policyViolation, .unexpectedRequest, .featureNotImplemented: "modify"
-            case .forbidden, .notAllowed, .notAuthorized: "auth"
-            case .internalServerError, .resourceConstraint, .recipientUnavailable: "wait"
+            case .badRequest, .notAcceptable, .policyViolation: "modify"
+            case .forbidden, .notAuthorized: "auth"
+            case .resourceConstraint, .recipientUnavailable, .unexpectedRequest: "wait"
             default: "cancel"
             }
         }
