@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import AgentKernel
 
@@ -40,5 +41,112 @@ import Testing
     @Test func theSizeIsCheckedBeforeReading() throws {
         try Data(count: 2048).write(to: URL(fileURLWithPath: directory + "/big"))
         #expect(refusal(directory + "/big") == "workflow is 2048 bytes; the limit is 1024")
+    }
+
+    // MARK: the watcher
+
+    static let workflow = "workflow: w\nsteps:\n  - { id: a, action: util.noop }\n"
+
+    /// What the watcher submitted (ids), failing while `failure` is set.
+    final class Submissions: Sendable {
+        let ids = Mutex<[String]>([])
+        let failure = Mutex<String?>(nil)
+        var submit: SpoolWatcher.Submit {
+            { document, _, id in
+                if let failure = self.failure.withLock({ $0 }) { throw WorkflowError.invalid(failure) }
+                self.ids.withLock { $0.append(id) }
+                return document.submitted(by: "test", id: id)
+            }
+        }
+    }
+
+    func watcher(_ submissions: Submissions, agent: String = "a") throws -> SpoolWatcher {
+        try SpoolWatcher(directory: directory, agentName: agent, submitter: { "test" }, submit: submissions.submit)
+    }
+
+    func drop(_ name: String, _ text: String = Self.workflow) throws {
+        try text.write(toFile: "\(directory)/incoming/\(name)", atomically: false, encoding: .utf8)
+    }
+
+    /// The files (not directories) in `sub`, recursively, sorted.
+    func names(_ sub: String) -> [String] {
+        ((try? FileManager.default.subpathsOfDirectory(atPath: "\(directory)/\(sub)")) ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(directory)/\(sub)/\(path)", isDirectory: &isDirectory) && !isDirectory.boolValue
+        }.sorted()
+    }
+
+    /// Replaces accepted/ by a file, so that moving a claim there fails (even for root).
+    func breakAccepted() throws {
+        try FileManager.default.removeItem(atPath: directory + "/accepted")
+        try "".write(toFile: directory + "/accepted", atomically: false, encoding: .utf8)
+    }
+
+    func mendAccepted() throws {
+        try FileManager.default.removeItem(atPath: directory + "/accepted")
+        try FileManager.default.createDirectory(atPath: directory + "/accepted", withIntermediateDirectories: false)
+    }
+
+    @Test func aSubmittedFileIsNeverRejectedWhenItCannotBeMoved() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = Date()
+        spool.scanOnce(now: now)
+        #expect(submissions.ids.withLock { $0.count } == 1)
+        #expect(names("rejected") == [])
+        #expect(names("processing").count == 1)
+        // Before the retry interval nothing happens; after it, the file is moved, not submitted again.
+        spool.scanOnce(now: now.addingTimeInterval(1))
+        try mendAccepted()
+        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids[0])-w.yaml"])
+        #expect(names("processing") == [])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func aClaimLeftSubmittedIsResubmittedUnderTheSameIdAfterARestart() throws {
+        let submissions = Submissions()
+        let first = try watcher(submissions)
+        try breakAccepted()
+        try drop("w.yaml")
+        first.scanOnce(now: Date())
+        try mendAccepted()
+        // The next start (a new watcher) finishes the claim under the id it was submitted with,
+        // which the journal ignores as a duplicate (JournalTests).
+        let second = try watcher(submissions)
+        second.scanOnce(now: Date())
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 2 && ids[0] == ids[1])
+        #expect(names("accepted") == ["\(ids[0])-w.yaml"])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func aFailedSubmissionKeepsTheClaimForARetry() throws {
+        let submissions = Submissions()
+        submissions.failure.withLock { $0 = "disk I/O error" }
+        let spool = try watcher(submissions)
+        try drop("w.yaml")
+        let now = Date()
+        spool.scanOnce(now: now)
+        #expect(names("rejected") == [])
+        #expect(names("processing").count == 1)
+        submissions.failure.withLock { $0 = nil }
+        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        let ids = submissions.ids.withLock { $0 }
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func anInvalidFileIsRejectedWithItsReason() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("bad.yaml", "workflow: w\n")
+        spool.scanOnce(now: Date())
+        #expect(names("rejected") == ["bad.yaml", "bad.yaml.error"])
+        #expect(submissions.ids.withLock { $0 } == [])
     }
 }

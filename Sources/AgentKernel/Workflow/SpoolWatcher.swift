@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Takes workflow files dropped into `DIR/incoming/` and submits them.
 ///
@@ -8,14 +9,31 @@ import Logging
 /// `accepted/ID-NAME` or to `rejected/NAME` with `NAME.error` saying why. Files whose names
 /// start with `.` are ignored (write to `.name` and rename, so a half-written file is never
 /// read). Nothing is deleted.
+///
+/// Only the file's own faults reject it. A claim the agent could not finish (the journal
+/// failed, the disk is full, the move to `accepted/` failed) stays in `processing/` and is
+/// tried again every `retryInterval` and at the next start.
 final class SpoolWatcher: Sendable {
+    /// `engine.submit(document, by:, id:)`; a parameter so that tests need no engine.
+    typealias Submit = @Sendable (_ document: WorkflowDocument, _ submitter: String, _ id: String) throws -> WorkflowDocument
+
     let incoming: URL, processing: URL, accepted: URL, rejected: URL
-    let engine: WorkflowEngine
+    let submit: Submit
     let agentName: String
     let submitter: @Sendable () -> String
     let logger: Logger
+    static let retryInterval: TimeInterval = 5
 
-    init(directory: String, engine: WorkflowEngine, agentName: String, submitter: @escaping @Sendable () -> String) throws {
+    private struct Kept {
+        var retryAt: Date
+        var problem: String
+        /// The workflow, once submitted: a retry only moves the file (see `process`).
+        var submitted: String?
+    }
+    /// Claims left in `processing/` after a failure of the agent's, by path.
+    private let kept = Mutex<[String: Kept]>([:])
+
+    init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit) throws {
         let root = URL(fileURLWithPath: directory)
         incoming = root.appendingPathComponent("incoming")
         processing = root.appendingPathComponent("processing")
@@ -24,7 +42,7 @@ final class SpoolWatcher: Sendable {
         for dir in [incoming, processing, accepted, rejected] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
-        self.engine = engine
+        self.submit = submit
         self.agentName = agentName
         self.submitter = submitter
         logger = BatonLog.logger(agent: agentName, module: "spool")
@@ -32,17 +50,15 @@ final class SpoolWatcher: Sendable {
 
     func run() async {
         logger.info("watching \(incoming.path)")
-        // Files this agent claimed before a crash are finished first.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? [] where name.hasSuffix(".\(agentName)") {
-            process(claimed: processing.appendingPathComponent(name))
-        }
         while !Task.isCancelled {
             scanOnce()
             try? await Task.sleep(for: .milliseconds(500))
         }
     }
 
-    func scanOnce() {
+    func scanOnce(now: Date = Date()) {
+        // Claims kept after a failure, and at the first scan those left by a crash, come first.
+        retryClaims(now: now)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
         for name in names {
             // The claim: one rename; whoever loses gets ENOENT and moves on.
@@ -52,31 +68,76 @@ final class SpoolWatcher: Sendable {
         }
     }
 
-    private func process(claimed: URL) {
+    private func retryClaims(now: Date) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []
+        for name in names.sorted() where name.hasSuffix(".\(agentName)") {
+            let claimed = processing.appendingPathComponent(name)
+            if let retryAt = kept.withLock({ $0[claimed.path]?.retryAt }), retryAt > now { continue }
+            process(claimed: claimed, now: now)
+        }
+    }
+
+    private func process(claimed: URL, now: Date = Date()) {
         // processing/NAME.CLAIM.AGENT → NAME
         let parts = claimed.lastPathComponent.components(separatedBy: ".")
         let original = parts.dropLast(2).joined(separator: ".")
         let claimID = parts.dropLast().last ?? "x"
-        do {
-            let data = try Self.readDroppedFile(claimed.path, name: original, limit: WorkflowParser.maximumBytes)
-            let document = try WorkflowParser.parse(data: data, source: original)
-            // The id derives from the claim, so finishing a claim after a crash cannot submit twice.
-            let id = String(WorkflowDirectoryHash.hex(of: claimed.lastPathComponent).prefix(12))
-            let submitted = try engine.submit(document, by: "spool \(submitter())", id: id)
-            try FileManager.default.moveItem(at: claimed, to: accepted.appendingPathComponent("\(submitted.id)-\(original)"))
-            logger.info("spool: \(original) accepted as workflow \(submitted.id)")
-        } catch {
-            let target = rejected.appendingPathComponent(original.isEmpty ? claimID : original)
-            let destination = FileManager.default.fileExists(atPath: target.path)
-                ? rejected.appendingPathComponent("\(original)-\(claimID)") : target
+        // The id derives from the claim, so finishing a claim after a crash cannot submit twice:
+        // the journal ignores a second submission of an id it holds (for a week after it ended).
+        let id = String(WorkflowDirectoryHash.hex(of: claimed.lastPathComponent).prefix(12))
+        var submitted = kept.withLock { $0[claimed.path]?.submitted }
+        if submitted == nil {
+            let document: WorkflowDocument
             do {
-                try FileManager.default.moveItem(at: claimed, to: destination)
-                try "\(error)\n".write(to: destination.appendingPathExtension("error"), atomically: true, encoding: .utf8)
+                let data = try Self.readDroppedFile(claimed.path, name: original, limit: WorkflowParser.maximumBytes)
+                document = try WorkflowParser.parse(data: data, source: original)
             } catch {
-                logger.error("spool: cannot move \(claimed.path) to rejected/: \(error)")
+                reject(claimed, original: original, claimID: claimID, because: error, now: now)
+                return
             }
-            logger.warning("spool: \(original) rejected: \(error)")
+            do {
+                submitted = try submit(document, "spool \(submitter())", id).id
+            } catch {
+                // The document is valid: the agent failed, not the file.
+                keep(claimed, problem: "cannot submit \(original) (kept for a retry): \(error)", now: now)
+                return
+            }
         }
+        guard let submitted else { return }
+        // Submitted: the workflow runs, so whatever happens now, the file is never rejected.
+        do {
+            try FileManager.default.moveItem(at: claimed, to: accepted.appendingPathComponent("\(submitted)-\(original)"))
+            kept.withLock { $0[claimed.path] = nil }
+            logger.info("spool: \(original) accepted as workflow \(submitted)")
+        } catch {
+            keep(claimed, problem: "\(original) submitted as workflow \(submitted), but cannot move it to accepted/ (kept for a retry): \(error)",
+                 now: now, submitted: submitted)
+        }
+    }
+
+    /// Leaves a claim in `processing/` for a retry, logging its problem once.
+    private func keep(_ claimed: URL, problem: String, now: Date, submitted: String? = nil) {
+        let isNew = kept.withLock { kept in
+            let isNew = kept[claimed.path]?.problem != problem
+            kept[claimed.path] = Kept(retryAt: now.addingTimeInterval(Self.retryInterval), problem: problem, submitted: submitted)
+            return isNew
+        }
+        if isNew { logger.error("spool: \(problem)") }
+    }
+
+    private func reject(_ claimed: URL, original: String, claimID: String, because error: Error, now: Date) {
+        let target = rejected.appendingPathComponent(original.isEmpty ? claimID : original)
+        let destination = FileManager.default.fileExists(atPath: target.path)
+            ? rejected.appendingPathComponent("\(original)-\(claimID)") : target
+        do {
+            try FileManager.default.moveItem(at: claimed, to: destination)
+            try "\(error)\n".write(to: destination.appendingPathExtension("error"), atomically: true, encoding: .utf8)
+        } catch {
+            keep(claimed, problem: "cannot move \(claimed.path) to rejected/ (kept for a retry): \(error)", now: now)
+            return
+        }
+        kept.withLock { $0[claimed.path] = nil }
+        logger.warning("spool: \(original) rejected: \(error)")
     }
 }
 
