@@ -76,6 +76,12 @@ import Testing
         }.sorted()
     }
 
+    /// Scans twice at `quietPeriod` from now: what was dropped before is claimed.
+    func settle(_ spool: SpoolWatcher, at now: Date = Date().addingTimeInterval(SpoolWatcher.quietPeriod)) {
+        spool.scanOnce(now: now)
+        spool.scanOnce(now: now)
+    }
+
     /// Replaces accepted/ by a file, so that moving a claim there fails (even for root).
     func breakAccepted() throws {
         try FileManager.default.removeItem(atPath: directory + "/accepted")
@@ -92,8 +98,8 @@ import Testing
         let spool = try watcher(submissions)
         try breakAccepted()
         try drop("w.yaml")
-        let now = Date()
-        spool.scanOnce(now: now)
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(spool, at: now)
         #expect(submissions.ids.withLock { $0.count } == 1)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
@@ -113,12 +119,13 @@ import Testing
         let first = try watcher(submissions)
         try breakAccepted()
         try drop("w.yaml")
-        first.scanOnce(now: Date())
+        settle(first)
         try mendAccepted()
         // The next start (a new watcher) finishes the claim under the id it was submitted with,
         // which the journal ignores as a duplicate (JournalTests).
         let second = try watcher(submissions)
         second.scanOnce(now: Date())
+        #expect(names("processing") == [])
         let ids = submissions.ids.withLock { $0 }
         #expect(ids.count == 2 && ids[0] == ids[1])
         #expect(names("accepted") == ["\(ids[0])-w.yaml"])
@@ -130,8 +137,8 @@ import Testing
         submissions.failure.withLock { $0 = "disk I/O error" }
         let spool = try watcher(submissions)
         try drop("w.yaml")
-        let now = Date()
-        spool.scanOnce(now: now)
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(spool, at: now)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         submissions.failure.withLock { $0 = nil }
@@ -145,8 +152,50 @@ import Testing
         let submissions = Submissions()
         let spool = try watcher(submissions)
         try drop("bad.yaml", "workflow: w\n")
-        spool.scanOnce(now: Date())
+        settle(spool)
         #expect(names("rejected") == ["bad.yaml", "bad.yaml.error"])
         #expect(submissions.ids.withLock { $0 } == [])
+    }
+
+    @Test func aFileIsClaimedOnlyOnceItHasBeenLeftAlone() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("w.yaml")
+        // Written just now: a writer may be at work, however often it is seen.
+        spool.scanOnce(now: Date())
+        spool.scanOnce(now: Date())
+        #expect(names("incoming") == ["w.yaml"])
+        settle(spool)
+        #expect(names("incoming") == [])
+        #expect(submissions.ids.withLock { $0.count } == 1)
+    }
+
+    @Test func aFileThatChangesBetweenScansIsNotClaimed() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("w.yaml", "workflow: w\n")
+        // Seen old enough twice, but grown between: not claimed until seen unchanged.
+        let later = Date().addingTimeInterval(60)
+        spool.scanOnce(now: later)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/incoming/w.yaml"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("steps:\n  - { id: a, action: util.noop }\n".utf8))
+        try handle.close()
+        spool.scanOnce(now: later)
+        #expect(names("incoming") == ["w.yaml"])
+        spool.scanOnce(now: later)
+        #expect(names("accepted").count == 1)
+        #expect(names("rejected") == [])
+    }
+
+    @Test func editorLeftoversAreNeverClaimed() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        let leftovers = ["#w.yaml#", "w.yaml.crdownload", "w.yaml.part", "w.yaml.swp", "w.yaml.tmp", "w.yaml~"]
+        for name in leftovers { try drop(name) }
+        settle(spool, at: Date().addingTimeInterval(3600))
+        #expect(names("incoming") == leftovers)
+        #expect(submissions.ids.withLock { $0 } == [])
+        #expect(names("rejected") == [])
     }
 }

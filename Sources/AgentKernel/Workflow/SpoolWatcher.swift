@@ -6,9 +6,14 @@ import Synchronization
 ///
 /// A file is claimed by renaming it into `processing/` (rename is atomic, so of several agents
 /// watching one directory exactly one wins), then validated and submitted, and moved to
-/// `accepted/ID-NAME` or to `rejected/NAME` with `NAME.error` saying why. Files whose names
-/// start with `.` are ignored (write to `.name` and rename, so a half-written file is never
-/// read). Nothing is deleted.
+/// `accepted/ID-NAME` or to `rejected/NAME` with `NAME.error` saying why. Nothing is deleted.
+///
+/// Files whose names start with `.` are ignored: write to `.name` and rename, so a half-written
+/// file is never read. A file written in place (cp, scp, curl -o) is claimed only once it has
+/// been left alone — unchanged (inode, size, times) since the previous scan, and its last
+/// change (mtime or ctime) at least `quietPeriod` old — since a file cut inside `steps:` is
+/// still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
+/// never claimed.
 ///
 /// Only the file's own faults reject it. A claim the agent could not finish (the journal
 /// failed, the disk is full, the move to `accepted/` failed) stays in `processing/` and is
@@ -23,6 +28,8 @@ final class SpoolWatcher: Sendable {
     let submitter: @Sendable () -> String
     let logger: Logger
     static let retryInterval: TimeInterval = 5
+    /// How long a file in `incoming/` must have been left alone to be claimed.
+    static let quietPeriod: TimeInterval = 1.5
 
     private struct Kept {
         var retryAt: Date
@@ -32,6 +39,15 @@ final class SpoolWatcher: Sendable {
     }
     /// Claims left in `processing/` after a failure of the agent's, by path.
     private let kept = Mutex<[String: Kept]>([:])
+
+    /// What a file in `incoming/` looked like; a change of any of it means a writer is at work.
+    struct Sighting: Equatable {
+        var inode: UInt64, size: Int64
+        /// The later of mtime and ctime: `cp -p` or `touch -d` can set mtime back, not ctime.
+        var changed: Date
+    }
+    /// The files of `incoming/` at the previous scan, by name.
+    private let sightings = Mutex<[String: Sighting]>([:])
 
     init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit) throws {
         let root = URL(fileURLWithPath: directory)
@@ -59,13 +75,35 @@ final class SpoolWatcher: Sendable {
     func scanOnce(now: Date = Date()) {
         // Claims kept after a failure, and at the first scan those left by a crash, come first.
         retryClaims(now: now)
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? [])
+            .filter { !$0.hasPrefix(".") && !Self.isLeftover($0) }.sorted()
+        let previous = sightings.withLock { $0 }
+        var seen: [String: Sighting] = [:]
         for name in names {
+            guard let sighting = Self.sighting(of: incoming.appendingPathComponent(name).path) else { continue }
+            seen[name] = sighting
+            guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
             // The claim: one rename; whoever loses gets ENOENT and moves on.
             let claimed = processing.appendingPathComponent("\(name).\(UUID().uuidString.prefix(8)).\(agentName)")
             guard rename(incoming.appendingPathComponent(name).path, claimed.path) == 0 else { continue }
-            process(claimed: claimed)
+            process(claimed: claimed, now: now)
         }
+        sightings.withLock { $0 = seen }
+    }
+
+    /// Names of editors' backups and swap files and of downloads in progress, which are not
+    /// workflows even when they end up in `incoming/`: `NAME~`, `#NAME#` (and `.#NAME`, as
+    /// every dot file), `*.swp`, `*.swo`, `*.swx`, `*.tmp`, `*.part`, `*.crdownload`.
+    static func isLeftover(_ name: String) -> Bool {
+        name.hasSuffix("~") || (name.count > 1 && name.hasPrefix("#") && name.hasSuffix("#"))
+            || [".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload"].contains { name.hasSuffix($0) }
+    }
+
+    static func sighting(of path: String) -> Sighting? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        func date(_ time: timespec) -> Date { Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9) }
+        return Sighting(inode: UInt64(status.st_ino), size: Int64(status.st_size), changed: max(date(status.st_mtim), date(status.st_ctim)))
     }
 
     private func retryClaims(now: Date) {
@@ -77,7 +115,7 @@ final class SpoolWatcher: Sendable {
         }
     }
 
-    private func process(claimed: URL, now: Date = Date()) {
+    private func process(claimed: URL, now: Date) {
         // processing/NAME.CLAIM.AGENT → NAME
         let parts = claimed.lastPathComponent.components(separatedBy: ".")
         let original = parts.dropLast(2).joined(separator: ".")
