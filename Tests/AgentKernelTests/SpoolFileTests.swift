@@ -198,4 +198,31 @@ import Testing
         #expect(submissions.ids.withLock { $0 } == [])
         #expect(names("rejected") == [])
     }
+
+    @Test func anErrorFileNeverOverwritesARejectedDroppedFile() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        // A file dropped as bad.yaml.error was rejected before: its name is taken, not free for
+        // bad.yaml's reason.
+        try "dropped\n".write(toFile: directory + "/rejected/bad.yaml.error", atomically: false, encoding: .utf8)
+        try drop("bad.yaml", "workflow: w\n")
+        settle(spool)
+        #expect(try String(contentsOfFile: directory + "/rejected/bad.yaml.error", encoding: .utf8) == "dropped\n")
+        let rejected = names("rejected")
+        #expect(rejected.count == 3)
+        let placed = try #require(rejected.first { $0.hasPrefix("bad.yaml-") && !$0.hasSuffix(".error") })
+        #expect(rejected.contains(placed + ".error"))
+        #expect(try String(contentsOfFile: "\(directory)/rejected/\(placed)", encoding: .utf8) == "workflow: w\n")
+    }
+
+    @Test func placingNeverReplacesAFile() throws {
+        try "mine".write(toFile: directory + "/from", atomically: false, encoding: .utf8)
+        try "theirs".write(toFile: directory + "/to", atomically: false, encoding: .utf8)
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/to") == EEXIST)
+        #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
+        #expect(SpoolWatcher.create(directory + "/to", holding: "note") == EEXIST)
+        #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free") == 0)
+        #expect(try String(contentsOfFile: directory + "/free", encoding: .utf8) == "mine")
+    }
 }

@@ -1,3 +1,4 @@
+import CStrophe
 import Foundation
 import Logging
 import Synchronization
@@ -144,7 +145,7 @@ final class SpoolWatcher: Sendable {
         guard let submitted else { return }
         // Submitted: the workflow runs, so whatever happens now, the file is never rejected.
         do {
-            try FileManager.default.moveItem(at: claimed, to: accepted.appendingPathComponent("\(submitted)-\(original)"))
+            try place(claimed, in: accepted, as: "\(submitted)-\(original)", claimID: claimID)
             kept.withLock { $0[claimed.path] = nil }
             logger.info("spool: \(original) accepted as workflow \(submitted)")
         } catch {
@@ -164,18 +165,79 @@ final class SpoolWatcher: Sendable {
     }
 
     private func reject(_ claimed: URL, original: String, claimID: String, because error: Error, now: Date) {
-        let target = rejected.appendingPathComponent(original.isEmpty ? claimID : original)
-        let destination = FileManager.default.fileExists(atPath: target.path)
-            ? rejected.appendingPathComponent("\(original)-\(claimID)") : target
         do {
-            try FileManager.default.moveItem(at: claimed, to: destination)
-            try "\(error)\n".write(to: destination.appendingPathExtension("error"), atomically: true, encoding: .utf8)
+            try place(claimed, in: rejected, as: original.isEmpty ? claimID : original, claimID: claimID, note: "\(error)\n")
         } catch {
             keep(claimed, problem: "cannot move \(claimed.path) to rejected/ (kept for a retry): \(error)", now: now)
             return
         }
         kept.withLock { $0[claimed.path] = nil }
         logger.warning("spool: \(original) rejected: \(error)")
+    }
+
+    /// Moves a claim into `directory` as `name`, or `name-CLAIMID` (then `-2`, `-3`, …) when
+    /// that is taken, and returns the name. With a `note`, `NAME.error` holding it is written
+    /// first and must be free too. Each name is taken in one step that fails if it exists
+    /// (O_EXCL, RENAME_NOREPLACE): between a check and a move, another agent may take the name,
+    /// and a file dropped as `NAME.error` is as much a dropped file as any.
+    @discardableResult
+    func place(_ claimed: URL, in directory: URL, as name: String, claimID: String, note: String? = nil) throws -> String {
+        for attempt in 0..<100 {
+            let candidate = attempt == 0 ? name : attempt == 1 ? "\(name)-\(claimID)" : "\(name)-\(claimID)-\(attempt)"
+            let target = directory.appendingPathComponent(candidate).path
+            if let note {
+                let code = Self.create(target + ".error", holding: note)
+                if code == EEXIST { continue }
+                guard code == 0 else { throw SystemError(code, "cannot write \(target).error") }
+            }
+            let code = Self.moveWithoutReplacing(claimed.path, to: target)
+            if code == 0 { return candidate }
+            // The note was written by this call a moment ago: no one else's file.
+            if note != nil { unlink(target + ".error") }
+            guard code == EEXIST else { throw SystemError(code, "cannot move \(claimed.path) to \(target)") }
+        }
+        throw SystemError(EEXIST, "no free name for \(name) in \(directory.path)")
+    }
+
+    /// Creates `path`, which must not exist, holding `text`; 0 or the errno.
+    static func create(_ path: String, holding text: String) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                let code = count < 0 ? errno : ENOSPC
+                unlink(path)
+                return code
+            }
+            bytes = bytes.dropFirst(count)
+        }
+        return 0
+    }
+
+    /// rename(2) that fails with EEXIST rather than replace `to`; 0 or the errno.
+    static func moveWithoutReplacing(_ from: String, to: String) -> Int32 {
+        if baton_rename_noreplace(from, to) == 0 { return 0 }
+        let code = errno
+        guard code == EINVAL || code == ENOSYS else { return code }
+        // No RENAME_NOREPLACE here: link() refuses an existing name as well. A crash before the
+        // unlink leaves the claim in processing/ too, and its retry places a second copy.
+        guard link(from, to) == 0 else { return errno }
+        unlink(from)
+        return 0
+    }
+}
+
+/// A failed system call: what was tried and strerror's words.
+struct SystemError: Error, CustomStringConvertible {
+    let code: Int32
+    let description: String
+    init(_ code: Int32, _ what: String) {
+        self.code = code
+        description = "\(what): \(String(cString: strerror(code)))"
     }
 }
 
