@@ -225,4 +225,45 @@ import Testing
         #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free") == 0)
         #expect(try String(contentsOfFile: directory + "/free", encoding: .utf8) == "mine")
     }
+
+    @Test func claimsLeftByAnEarlierVersionGoOnlyToTheirOwnAgent() throws {
+        let forEU = Submissions(), forBuildEU = Submissions()
+        let eu = try watcher(forEU, agent: "eu"), buildEU = try watcher(forBuildEU, agent: "build.eu")
+        let old = "w.yaml.0A1B2C3D.build.eu"
+        try Self.workflow.write(toFile: "\(directory)/processing/\(old)", atomically: false, encoding: .utf8)
+        eu.scanOnce(now: Date())
+        #expect(forEU.ids.withLock { $0 } == [])
+        #expect(names("processing") == [old])
+        buildEU.scanOnce(now: Date())
+        // The id that version gave it, so a claim it had submitted is not submitted again.
+        let id = String(WorkflowDirectoryHash.hex(of: old).prefix(12))
+        #expect(forBuildEU.ids.withLock { $0 } == [id])
+        #expect(names("accepted") == ["\(id)-w.yaml"])
+    }
+
+    @Test func agentsWithDotsInTheirNamesKeepTheirClaimsApart() throws {
+        let forEU = Submissions(), forBuildEU = Submissions()
+        let buildEU = try watcher(forBuildEU, agent: "build.eu")
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(buildEU, at: now)
+        #expect(names("processing").count == 1)
+        try mendAccepted()
+        // Agent eu, starting, finds no claim of its own in build.eu's.
+        let eu = try watcher(forEU, agent: "eu")
+        eu.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        #expect(forEU.ids.withLock { $0 } == [])
+        buildEU.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        let ids = forBuildEU.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+    }
+
+    @Test func agentNamesBecomeOneDirectoryName() {
+        #expect(SpoolWatcher.directoryName(agent: "build.eu") == "build.eu")
+        #expect(SpoolWatcher.directoryName(agent: "a/b%c") == "a%2Fb%25c")
+        #expect(SpoolWatcher.directoryName(agent: "..") == "%2E.")
+        #expect(SpoolWatcher.directoryName(agent: "") == "%")
+    }
 }

@@ -5,8 +5,8 @@ import Synchronization
 
 /// Takes workflow files dropped into `DIR/incoming/` and submits them.
 ///
-/// A file is claimed by renaming it into `processing/` (rename is atomic, so of several agents
-/// watching one directory exactly one wins), then validated and submitted, and moved to
+/// A file is claimed by renaming it into `processing/AGENT/` (rename is atomic, so of several
+/// agents watching one directory exactly one wins), then validated and submitted, and moved to
 /// `accepted/ID-NAME` or to `rejected/NAME` with `NAME.error` saying why. Nothing is deleted.
 ///
 /// Files whose names start with `.` are ignored: write to `.name` and rename, so a half-written
@@ -24,6 +24,8 @@ final class SpoolWatcher: Sendable {
     typealias Submit = @Sendable (_ document: WorkflowDocument, _ submitter: String, _ id: String) throws -> WorkflowDocument
 
     let incoming: URL, processing: URL, accepted: URL, rejected: URL
+    /// This agent's claims: `processing/AGENT/` (see `Claim`).
+    let claims: URL
     let submit: Submit
     let agentName: String
     let submitter: @Sendable () -> String
@@ -56,7 +58,8 @@ final class SpoolWatcher: Sendable {
         processing = root.appendingPathComponent("processing")
         accepted = root.appendingPathComponent("accepted")
         rejected = root.appendingPathComponent("rejected")
-        for dir in [incoming, processing, accepted, rejected] {
+        claims = processing.appendingPathComponent(Self.directoryName(agent: agentName))
+        for dir in [incoming, processing, claims, accepted, rejected] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
         self.submit = submit
@@ -85,9 +88,9 @@ final class SpoolWatcher: Sendable {
             seen[name] = sighting
             guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
             // The claim: one rename; whoever loses gets ENOENT and moves on.
-            let claimed = processing.appendingPathComponent("\(name).\(UUID().uuidString.prefix(8)).\(agentName)")
-            guard rename(incoming.appendingPathComponent(name).path, claimed.path) == 0 else { continue }
-            process(claimed: claimed, now: now)
+            let claim = Claim(in: claims, name: name)
+            guard rename(incoming.appendingPathComponent(name).path, claim.url.path) == 0 else { continue }
+            process(claim, now: now)
         }
         sightings.withLock { $0 = seen }
     }
@@ -107,72 +110,128 @@ final class SpoolWatcher: Sendable {
         return Sighting(inode: UInt64(status.st_ino), size: Int64(status.st_size), changed: max(date(status.st_mtim), date(status.st_ctim)))
     }
 
-    private func retryClaims(now: Date) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []
-        for name in names.sorted() where name.hasSuffix(".\(agentName)") {
-            let claimed = processing.appendingPathComponent(name)
-            if let retryAt = kept.withLock({ $0[claimed.path]?.retryAt }), retryAt > now { continue }
-            process(claimed: claimed, now: now)
+    /// A file this agent claimed: `processing/AGENT/CLAIMID-NAME`, CLAIMID 8 random hex
+    /// digits. A directory per agent, its name matched whole, keeps agents apart whatever their
+    /// names hold (the old `processing/NAME.CLAIMID.AGENT` gave agent `eu` the claims of
+    /// `build.eu`, and both submitted them).
+    struct Claim {
+        let url: URL
+        /// The name it was dropped under.
+        let name: String
+        let id: String
+        /// What the workflow id derives from: the same on every retry and after a restart.
+        let key: String
+
+        /// A new claim for `name`.
+        init(in claims: URL, name: String) {
+            self.init(url: claims.appendingPathComponent("\(UUID().uuidString.prefix(8).lowercased())-\(name)"))
+        }
+
+        /// The claim at `url` in an agent's directory.
+        init(url: URL) {
+            let file = url.lastPathComponent
+            let prefix = file.prefix(8)
+            let wellFormed = file.count > 9 && prefix.allSatisfy(\.isHexDigit) && file.dropFirst(8).first == "-"
+            self.url = url
+            name = wellFormed ? String(file.dropFirst(9)) : file
+            id = wellFormed ? String(prefix) : String(WorkflowDirectoryHash.hex(of: file).prefix(8))
+            key = "\(url.deletingLastPathComponent().lastPathComponent)/\(file)"
+        }
+
+        /// A claim left by an agent of an earlier version, `processing/NAME.CLAIMID.AGENT`, if
+        /// `file` is one of `agent`'s: it ends in `.AGENT`, preceded by `.` and 8 hex digits.
+        init?(old file: String, in processing: URL, agent: String) {
+            guard file.hasSuffix(".\(agent)") else { return nil }
+            let rest = file.dropLast(agent.count + 1)
+            guard let dot = rest.lastIndex(of: "."), dot > rest.startIndex else { return nil }
+            let claimID = rest[rest.index(after: dot)...]
+            guard claimID.count == 8, claimID.allSatisfy(\.isHexDigit) else { return nil }
+            url = processing.appendingPathComponent(file)
+            name = String(rest[..<dot])
+            id = String(claimID)
+            key = file  // as that version derived the workflow id
         }
     }
 
-    private func process(claimed: URL, now: Date) {
-        // processing/NAME.CLAIM.AGENT → NAME
-        let parts = claimed.lastPathComponent.components(separatedBy: ".")
-        let original = parts.dropLast(2).joined(separator: ".")
-        let claimID = parts.dropLast().last ?? "x"
+    /// `agent` as a directory name: `/`, `%`, a leading `.` and control characters as `%XX`.
+    static func directoryName(agent: String) -> String {
+        var bytes: [UInt8] = []
+        for (index, byte) in agent.utf8.enumerated() {
+            if byte == UInt8(ascii: "/") || byte == UInt8(ascii: "%") || byte < 0x20 || (index == 0 && byte == UInt8(ascii: ".")) {
+                bytes += Array("%\(byte < 16 ? "0" : "")\(String(byte, radix: 16, uppercase: true))".utf8)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return bytes.isEmpty ? "%" : String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// This agent's claims: those kept after a failure, and at the first scan those left by a
+    /// crash (old-format ones too).
+    private func retryClaims(now: Date) {
+        let own = ((try? FileManager.default.contentsOfDirectory(atPath: claims.path)) ?? []).sorted()
+            .map { Claim(url: claims.appendingPathComponent($0)) }
+        let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
+            .compactMap { Claim(old: $0, in: processing, agent: agentName) }
+        for claim in own + old {
+            if let retryAt = kept.withLock({ $0[claim.url.path]?.retryAt }), retryAt > now { continue }
+            process(claim, now: now)
+        }
+    }
+
+    private func process(_ claim: Claim, now: Date) {
         // The id derives from the claim, so finishing a claim after a crash cannot submit twice:
         // the journal ignores a second submission of an id it holds (for a week after it ended).
-        let id = String(WorkflowDirectoryHash.hex(of: claimed.lastPathComponent).prefix(12))
-        var submitted = kept.withLock { $0[claimed.path]?.submitted }
+        let id = String(WorkflowDirectoryHash.hex(of: claim.key).prefix(12))
+        var submitted = kept.withLock { $0[claim.url.path]?.submitted }
         if submitted == nil {
             let document: WorkflowDocument
             do {
-                let data = try Self.readDroppedFile(claimed.path, name: original, limit: WorkflowParser.maximumBytes)
-                document = try WorkflowParser.parse(data: data, source: original)
+                let data = try Self.readDroppedFile(claim.url.path, name: claim.name, limit: WorkflowParser.maximumBytes)
+                document = try WorkflowParser.parse(data: data, source: claim.name)
             } catch {
-                reject(claimed, original: original, claimID: claimID, because: error, now: now)
+                reject(claim, because: error, now: now)
                 return
             }
             do {
                 submitted = try submit(document, "spool \(submitter())", id).id
             } catch {
                 // The document is valid: the agent failed, not the file.
-                keep(claimed, problem: "cannot submit \(original) (kept for a retry): \(error)", now: now)
+                keep(claim, problem: "cannot submit \(claim.name) (kept for a retry): \(error)", now: now)
                 return
             }
         }
         guard let submitted else { return }
         // Submitted: the workflow runs, so whatever happens now, the file is never rejected.
         do {
-            try place(claimed, in: accepted, as: "\(submitted)-\(original)", claimID: claimID)
-            kept.withLock { $0[claimed.path] = nil }
-            logger.info("spool: \(original) accepted as workflow \(submitted)")
+            try place(claim, in: accepted, as: "\(submitted)-\(claim.name)")
+            kept.withLock { $0[claim.url.path] = nil }
+            logger.info("spool: \(claim.name) accepted as workflow \(submitted)")
         } catch {
-            keep(claimed, problem: "\(original) submitted as workflow \(submitted), but cannot move it to accepted/ (kept for a retry): \(error)",
+            keep(claim, problem: "\(claim.name) submitted as workflow \(submitted), but cannot move it to accepted/ (kept for a retry): \(error)",
                  now: now, submitted: submitted)
         }
     }
 
     /// Leaves a claim in `processing/` for a retry, logging its problem once.
-    private func keep(_ claimed: URL, problem: String, now: Date, submitted: String? = nil) {
+    private func keep(_ claim: Claim, problem: String, now: Date, submitted: String? = nil) {
         let isNew = kept.withLock { kept in
-            let isNew = kept[claimed.path]?.problem != problem
-            kept[claimed.path] = Kept(retryAt: now.addingTimeInterval(Self.retryInterval), problem: problem, submitted: submitted)
+            let isNew = kept[claim.url.path]?.problem != problem
+            kept[claim.url.path] = Kept(retryAt: now.addingTimeInterval(Self.retryInterval), problem: problem, submitted: submitted)
             return isNew
         }
         if isNew { logger.error("spool: \(problem)") }
     }
 
-    private func reject(_ claimed: URL, original: String, claimID: String, because error: Error, now: Date) {
+    private func reject(_ claim: Claim, because error: Error, now: Date) {
         do {
-            try place(claimed, in: rejected, as: original.isEmpty ? claimID : original, claimID: claimID, note: "\(error)\n")
+            try place(claim, in: rejected, as: claim.name.isEmpty ? claim.id : claim.name, note: "\(error)\n")
         } catch {
-            keep(claimed, problem: "cannot move \(claimed.path) to rejected/ (kept for a retry): \(error)", now: now)
+            keep(claim, problem: "cannot move \(claim.url.path) to rejected/ (kept for a retry): \(error)", now: now)
             return
         }
-        kept.withLock { $0[claimed.path] = nil }
-        logger.warning("spool: \(original) rejected: \(error)")
+        kept.withLock { $0[claim.url.path] = nil }
+        logger.warning("spool: \(claim.name) rejected: \(error)")
     }
 
     /// Moves a claim into `directory` as `name`, or `name-CLAIMID` (then `-2`, `-3`, …) when
@@ -181,20 +240,20 @@ final class SpoolWatcher: Sendable {
     /// (O_EXCL, RENAME_NOREPLACE): between a check and a move, another agent may take the name,
     /// and a file dropped as `NAME.error` is as much a dropped file as any.
     @discardableResult
-    func place(_ claimed: URL, in directory: URL, as name: String, claimID: String, note: String? = nil) throws -> String {
+    func place(_ claim: Claim, in directory: URL, as name: String, note: String? = nil) throws -> String {
         for attempt in 0..<100 {
-            let candidate = attempt == 0 ? name : attempt == 1 ? "\(name)-\(claimID)" : "\(name)-\(claimID)-\(attempt)"
+            let candidate = attempt == 0 ? name : attempt == 1 ? "\(name)-\(claim.id)" : "\(name)-\(claim.id)-\(attempt)"
             let target = directory.appendingPathComponent(candidate).path
             if let note {
                 let code = Self.create(target + ".error", holding: note)
                 if code == EEXIST { continue }
                 guard code == 0 else { throw SystemError(code, "cannot write \(target).error") }
             }
-            let code = Self.moveWithoutReplacing(claimed.path, to: target)
+            let code = Self.moveWithoutReplacing(claim.url.path, to: target)
             if code == 0 { return candidate }
             // The note was written by this call a moment ago: no one else's file.
             if note != nil { unlink(target + ".error") }
-            guard code == EEXIST else { throw SystemError(code, "cannot move \(claimed.path) to \(target)") }
+            guard code == EEXIST else { throw SystemError(code, "cannot move \(claim.url.path) to \(target)") }
         }
         throw SystemError(EEXIST, "no free name for \(name) in \(directory.path)")
     }
