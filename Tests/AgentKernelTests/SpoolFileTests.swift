@@ -266,4 +266,33 @@ import Testing
         #expect(SpoolWatcher.directoryName(agent: "..") == "%2E.")
         #expect(SpoolWatcher.directoryName(agent: "") == "%")
     }
+
+    @Test func aNameTooLongToClaimIsRejectedUnderAShortOne() throws {
+        let spool = try watcher(Submissions())
+        let name = String(repeating: "n", count: 250) + ".yaml"
+        try drop(name)
+        settle(spool)
+        let short = String(repeating: "n", count: 200)
+        #expect(names("incoming") == [])
+        #expect(names("rejected") == [short, short + ".error"])
+        #expect(try String(contentsOfFile: "\(directory)/rejected/\(short).error", encoding: .utf8).hasSuffix("It was: \(name)\n"))
+    }
+
+    @Test func aFileThatCannotBeClaimedIsReportedNotSkippedSilently() throws {
+        let spool = try watcher(Submissions())
+        // Its claim directory gone: rename fails with ENOENT, but the file is still there.
+        try FileManager.default.removeItem(atPath: directory + "/processing/a")
+        try drop("w.yaml")
+        settle(spool)
+        #expect(names("incoming") == ["w.yaml"])
+        #expect(spool.problems["w.yaml"] == "cannot claim incoming/w.yaml: No such file or directory")
+    }
+
+    @Test func anIncomingDirectoryThatCannotBeListedIsReported() throws {
+        let spool = try watcher(Submissions())
+        try FileManager.default.removeItem(atPath: directory + "/incoming")
+        try "".write(toFile: directory + "/incoming", atomically: false, encoding: .utf8)
+        settle(spool)
+        #expect(spool.problems[SpoolWatcher.listing]?.hasPrefix("cannot list \(directory)/incoming") == true)
+    }
 }

@@ -51,6 +51,8 @@ final class SpoolWatcher: Sendable {
     }
     /// The files of `incoming/` at the previous scan, by name.
     private let sightings = Mutex<[String: Sighting]>([:])
+    /// Problems logged, by name in `incoming/` (`listing` for the directory's own).
+    private let reported = Mutex<[String: String]>([:])
 
     init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit) throws {
         let root = URL(fileURLWithPath: directory)
@@ -79,20 +81,74 @@ final class SpoolWatcher: Sendable {
     func scanOnce(now: Date = Date()) {
         // Claims kept after a failure, and at the first scan those left by a crash, come first.
         retryClaims(now: now)
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? [])
-            .filter { !$0.hasPrefix(".") && !Self.isLeftover($0) }.sorted()
+        let listed: [String]
+        do { listed = try FileManager.default.contentsOfDirectory(atPath: incoming.path) } catch {
+            report(Self.listing, "cannot list \(incoming.path): \(error)")
+            return
+        }
+        let names = listed.filter { !$0.hasPrefix(".") }.sorted()
         let previous = sightings.withLock { $0 }
         var seen: [String: Sighting] = [:]
         for name in names {
-            guard let sighting = Self.sighting(of: incoming.appendingPathComponent(name).path) else { continue }
+            if Self.isLeftover(name) {
+                report(name, "leaving incoming/\(name) alone: an editor's or a download's leftover", level: .info)
+                continue
+            }
+            let path = incoming.appendingPathComponent(name).path
+            guard let sighting = Self.sighting(of: path) else { continue }
             seen[name] = sighting
             guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
-            // The claim: one rename; whoever loses gets ENOENT and moves on.
+            if name.utf8.count > Self.maximumNameBytes {
+                rejectLongName(name, now: now)
+                continue
+            }
+            // The claim: one rename; whoever loses gets ENOENT on the file and moves on.
             let claim = Claim(in: claims, name: name)
-            guard rename(incoming.appendingPathComponent(name).path, claim.url.path) == 0 else { continue }
+            guard rename(path, claim.url.path) == 0 else {
+                let code = errno
+                if code == ENOENT, Self.sighting(of: path) == nil { continue }
+                report(name, "cannot claim incoming/\(name): \(String(cString: strerror(code)))")
+                continue
+            }
             process(claim, now: now)
         }
         sightings.withLock { $0 = seen }
+        // What was reported of names gone is forgotten: if they come back, they are told again.
+        let present = Set(listed)
+        reported.withLock { $0 = $0.filter { key, _ in present.contains(key) } }
+    }
+
+    /// The key of `incoming/`'s own problem in `reported` (no file name is empty).
+    static let listing = ""
+    /// The longest name taken as it is: the claim adds 9 bytes, `accepted/` 13 and
+    /// `rejected/NAME-CLAIMID.error` 15 to the 255 a name may have.
+    static let maximumNameBytes = 240
+
+    /// Logs a problem of a name in `incoming/` (or of `incoming/` itself) when it is new: the
+    /// scan meets it twice a second.
+    private func report(_ key: String, _ problem: String, level: Logger.Level = .error) {
+        guard reported.withLock({ $0.updateValue(problem, forKey: key) != problem }) else { return }
+        logger.log(level: level, "spool: \(problem)")
+    }
+
+    /// What `report` said, by name: for tests.
+    var problems: [String: String] { reported.withLock { $0 } }
+
+    /// A name too long to be claimed goes to `rejected/` under its first 200 bytes, the
+    /// `.error` saying what it was. Moving it there is the claim: of several agents one wins.
+    private func rejectLongName(_ name: String, now: Date) {
+        var short = ""
+        for character in name where short.utf8.count + character.utf8.count <= 200 { short.append(character) }
+        let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: String(UUID().uuidString.prefix(8).lowercased()), key: name)
+        let reason = "the name is \(name.utf8.count) bytes long; the spool takes names of at most \(Self.maximumNameBytes) bytes. It was: \(name)"
+        do {
+            let placed = try place(claim, in: rejected, as: short, note: reason + "\n")
+            logger.warning("spool: \(short)… rejected as \(placed): \(reason)")
+        } catch let error as SystemError where error.code == ENOENT && Self.sighting(of: claim.url.path) == nil {
+            // Another agent took it.
+        } catch {
+            report(name, "cannot move incoming/\(name) to rejected/: \(error)")
+        }
     }
 
     /// Names of editors' backups and swap files and of downloads in progress, which are not
@@ -125,6 +181,13 @@ final class SpoolWatcher: Sendable {
         /// A new claim for `name`.
         init(in claims: URL, name: String) {
             self.init(url: claims.appendingPathComponent("\(UUID().uuidString.prefix(8).lowercased())-\(name)"))
+        }
+
+        init(url: URL, name: String, id: String, key: String) {
+            self.url = url
+            self.name = name
+            self.id = id
+            self.key = key
         }
 
         /// The claim at `url` in an agent's directory.
