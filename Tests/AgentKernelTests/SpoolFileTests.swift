@@ -295,4 +295,27 @@ import Testing
         settle(spool)
         #expect(spool.problems[SpoolWatcher.listing]?.hasPrefix("cannot list \(directory)/incoming") == true)
     }
+
+    @Test func aFileUnreadableForTheSystemsReasonIsKeptForARetry() throws {
+        let failing = Mutex(true)
+        let spool = try SpoolWatcher(directory: directory, agentName: "a", submitter: { "test" }, submit: Submissions().submit) { path, name in
+            if failing.withLock({ $0 }) { throw SpoolWatcher.readFailure(name, EMFILE) }
+            return try SpoolWatcher.readDroppedFile(path, name: name, limit: 1024)
+        }
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(spool, at: now)
+        #expect(names("rejected") == [])
+        #expect(names("processing").count == 1)
+        failing.withLock { $0 = false }
+        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        #expect(names("accepted").count == 1)
+        #expect(names("processing") == [])
+    }
+
+    @Test func onlyTheSystemsReadFailuresAreTemporary() {
+        #expect(SpoolWatcher.readFailure("x.yaml", EMFILE) is TemporaryReadFailure)
+        #expect(SpoolWatcher.readFailure("x.yaml", EIO) is TemporaryReadFailure)
+        #expect(SpoolWatcher.readFailure("x.yaml", EACCES) as? WorkflowError == .invalid("cannot read x.yaml: Permission denied"))
+    }
 }

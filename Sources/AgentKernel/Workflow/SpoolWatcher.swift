@@ -17,8 +17,9 @@ import Synchronization
 /// never claimed.
 ///
 /// Only the file's own faults reject it. A claim the agent could not finish (the journal
-/// failed, the disk is full, the move to `accepted/` failed) stays in `processing/` and is
-/// tried again every `retryInterval` and at the next start.
+/// failed, the disk is full, the move to `accepted/` failed, reading it ran out of
+/// descriptors or met an I/O error) stays in `processing/` and is tried again every
+/// `retryInterval` and at the next start.
 final class SpoolWatcher: Sendable {
     /// `engine.submit(document, by:, id:)`; a parameter so that tests need no engine.
     typealias Submit = @Sendable (_ document: WorkflowDocument, _ submitter: String, _ id: String) throws -> WorkflowDocument
@@ -54,7 +55,13 @@ final class SpoolWatcher: Sendable {
     /// Problems logged, by name in `incoming/` (`listing` for the directory's own).
     private let reported = Mutex<[String: String]>([:])
 
-    init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit) throws {
+    /// Reads a claimed file (path, name); `readDroppedFile` but in tests.
+    let readFile: @Sendable (_ path: String, _ name: String) throws -> Data
+
+    init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit,
+         read: @escaping @Sendable (_ path: String, _ name: String) throws -> Data = {
+             try SpoolWatcher.readDroppedFile($0, name: $1, limit: WorkflowParser.maximumBytes)
+         }) throws {
         let root = URL(fileURLWithPath: directory)
         incoming = root.appendingPathComponent("incoming")
         processing = root.appendingPathComponent("processing")
@@ -65,6 +72,7 @@ final class SpoolWatcher: Sendable {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
         self.submit = submit
+        self.readFile = read
         self.agentName = agentName
         self.submitter = submitter
         logger = BatonLog.logger(agent: agentName, module: "spool")
@@ -250,8 +258,10 @@ final class SpoolWatcher: Sendable {
         if submitted == nil {
             let document: WorkflowDocument
             do {
-                let data = try Self.readDroppedFile(claim.url.path, name: claim.name, limit: WorkflowParser.maximumBytes)
-                document = try WorkflowParser.parse(data: data, source: claim.name)
+                document = try WorkflowParser.parse(data: readFile(claim.url.path, claim.name), source: claim.name)
+            } catch let error as TemporaryReadFailure {
+                keep(claim, problem: "\(error) (kept for a retry)", now: now)
+                return
             } catch {
                 reject(claim, because: error, now: now)
                 return
@@ -353,6 +363,11 @@ final class SpoolWatcher: Sendable {
     }
 }
 
+/// A file that could not be read for a reason of the system's (see `readFailure`).
+struct TemporaryReadFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
 /// A failed system call: what was tried and strerror's words.
 struct SystemError: Error, CustomStringConvertible {
     let code: Int32
@@ -368,16 +383,23 @@ extension SpoolWatcher {
     /// `limit` bytes. A symbolic link is not followed (`incoming/x -> /dev/zero` would read
     /// for ever; `-> /etc/shadow` would read what the dropper cannot), a FIFO does not block
     /// the spool, and the size is known before a byte is read.
+    /// `WorkflowError.invalid` for the file's faults (EACCES, …); `TemporaryReadFailure` for
+    /// the system's, which a retry may get past: descriptors or memory short, an I/O error.
+    static func readFailure(_ name: String, _ code: Int32) -> Error {
+        let message = "cannot read \(name): \(String(cString: strerror(code)))"
+        return [EMFILE, ENFILE, ENOMEM, ENOBUFS, EIO, EINTR].contains(code) ? TemporaryReadFailure(description: message) : WorkflowError.invalid(message)
+    }
+
     static func readDroppedFile(_ path: String, name: String, limit: Int) throws -> Data {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
             if code == ELOOP { throw WorkflowError.invalid("\(name) is a symbolic link; drop the workflow file itself") }
-            throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(code)))")
+            throw readFailure(name, code)
         }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &status) == 0 else { throw readFailure(name, errno) }
         guard status.st_mode & S_IFMT == S_IFREG else {
             throw WorkflowError.invalid("\(name) is not a regular file (a directory, FIFO, socket or device); drop the workflow file itself")
         }
@@ -388,7 +410,7 @@ extension SpoolWatcher {
         while data.count <= limit {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
+            guard count >= 0 else { throw readFailure(name, errno) }
             if count == 0 { break }
             data.append(contentsOf: buffer[0..<count])
         }
