@@ -318,4 +318,21 @@ import Testing
         #expect(SpoolWatcher.readFailure("x.yaml", EIO) is TemporaryReadFailure)
         #expect(SpoolWatcher.readFailure("x.yaml", EACCES) as? WorkflowError == .invalid("cannot read x.yaml: Permission denied"))
     }
+
+    /// `agentctl wf submit FILE` reads through the same checks, links followed.
+    @Test func aWorkflowFileOnTheCommandLineIsReadWithinBounds() throws {
+        try Self.workflow.write(toFile: directory + "/w.yaml", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link.yaml", withDestinationPath: directory + "/w.yaml")
+        #expect(try WorkflowParser.readFile(directory + "/link.yaml") == Data(Self.workflow.utf8))
+        #expect(mkfifo(directory + "/fifo", 0o600) == 0)
+        for path in [directory + "/fifo", "/dev/zero"] {
+            #expect(throws: WorkflowError.invalid("\(path) is not a regular file (a directory, FIFO, socket or device)")) {
+                try WorkflowParser.readFile(path)
+            }
+        }
+        try Data(count: WorkflowParser.maximumBytes + 1).write(to: URL(fileURLWithPath: directory + "/big"))
+        #expect(throws: WorkflowError.tooLarge(bytes: WorkflowParser.maximumBytes + 1, limit: WorkflowParser.maximumBytes)) {
+            try WorkflowParser.readFile(directory + "/big")
+        }
+    }
 }

@@ -379,10 +379,6 @@ struct SystemError: Error, CustomStringConvertible {
 }
 
 extension SpoolWatcher {
-    /// The bytes of a file dropped into the spool, read only if it is a regular file of at most
-    /// `limit` bytes. A symbolic link is not followed (`incoming/x -> /dev/zero` would read
-    /// for ever; `-> /etc/shadow` would read what the dropper cannot), a FIFO does not block
-    /// the spool, and the size is known before a byte is read.
     /// `WorkflowError.invalid` for the file's faults (EACCES, …); `TemporaryReadFailure` for
     /// the system's, which a retry may get past: descriptors or memory short, an I/O error.
     static func readFailure(_ name: String, _ code: Int32) -> Error {
@@ -390,18 +386,24 @@ extension SpoolWatcher {
         return [EMFILE, ENFILE, ENOMEM, ENOBUFS, EIO, EINTR].contains(code) ? TemporaryReadFailure(description: message) : WorkflowError.invalid(message)
     }
 
-    static func readDroppedFile(_ path: String, name: String, limit: Int) throws -> Data {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+    /// The bytes of a file dropped into the spool, read only if it is a regular file of at most
+    /// `limit` bytes. A symbolic link is not followed (`incoming/x -> /dev/zero` would read
+    /// for ever; `-> /etc/shadow` would read what the dropper cannot), a FIFO does not block
+    /// the spool, and the size is known before a byte is read. `followingLinks` is for a
+    /// user's own file (`agentctl wf submit`): read with the user's rights, a link may be followed,
+    /// to a regular file only.
+    static func readDroppedFile(_ path: String, name: String, limit: Int, followingLinks: Bool = false) throws -> Data {
+        let fd = open(path, O_RDONLY | (followingLinks ? 0 : O_NOFOLLOW) | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
-            if code == ELOOP { throw WorkflowError.invalid("\(name) is a symbolic link; drop the workflow file itself") }
+            if code == ELOOP, !followingLinks { throw WorkflowError.invalid("\(name) is a symbolic link; drop the workflow file itself") }
             throw readFailure(name, code)
         }
         defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw readFailure(name, errno) }
         guard status.st_mode & S_IFMT == S_IFREG else {
-            throw WorkflowError.invalid("\(name) is not a regular file (a directory, FIFO, socket or device); drop the workflow file itself")
+            throw WorkflowError.invalid("\(name) is not a regular file (a directory, FIFO, socket or device)\(followingLinks ? "" : "; drop the workflow file itself")")
         }
         guard Int(status.st_size) <= limit else { throw WorkflowError.tooLarge(bytes: Int(status.st_size), limit: limit) }
         // Read to the end, but never more than the limit allows: the file may still grow.
@@ -416,6 +418,15 @@ extension SpoolWatcher {
         }
         guard data.count <= limit else { throw WorkflowError.tooLarge(bytes: data.count, limit: limit) }
         return data
+    }
+}
+
+extension WorkflowParser {
+    /// The bytes of a workflow file named on a command line (`agentctl wf submit FILE`): a
+    /// regular file, links followed, of at most `maximumBytes`, checked before reading and
+    /// while reading — a FIFO must not block the command, nor /dev/zero fill its memory.
+    public static func readFile(_ path: String) throws -> Data {
+        try SpoolWatcher.readDroppedFile(path, name: path, limit: maximumBytes, followingLinks: true)
     }
 }
 
