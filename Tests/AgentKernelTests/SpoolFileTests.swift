@@ -161,7 +161,9 @@ import Testing
         let submissions = Submissions()
         let spool = try watcher(submissions)
         try drop("w.yaml")
-        // Written just now: a writer may be at work, however often it is seen.
+        // Written just now: a writer may be at work, however often it is seen — even with its
+        // mtime set back (cp -p does that when it is done, scp -p, curl -R too).
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: directory + "/incoming/w.yaml")
         spool.scanOnce(now: Date())
         spool.scanOnce(now: Date())
         #expect(names("incoming") == ["w.yaml"])
@@ -334,5 +336,15 @@ import Testing
         #expect(throws: WorkflowError.tooLarge(bytes: WorkflowParser.maximumBytes + 1, limit: WorkflowParser.maximumBytes)) {
             try WorkflowParser.readFile(directory + "/big")
         }
+    }
+
+    @Test func aFileWithItsModificationTimeAheadIsClaimedOnceLeftAlone() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("w.yaml")
+        // Unpacked from an archive made on a clock a day ahead: its ctime says when it was written.
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(86400)], ofItemAtPath: directory + "/incoming/w.yaml")
+        settle(spool)
+        #expect(submissions.ids.withLock { $0.count } == 1)
     }
 }

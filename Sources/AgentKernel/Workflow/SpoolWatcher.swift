@@ -12,7 +12,7 @@ import Synchronization
 /// Files whose names start with `.` are ignored: write to `.name` and rename, so a half-written
 /// file is never read. A file written in place (cp, scp, curl -o) is claimed only once it has
 /// been left alone — unchanged (inode, size, times) since the previous scan, and its last
-/// change (mtime or ctime) at least `quietPeriod` old — since a file cut inside `steps:` is
+/// change (ctime) at least `quietPeriod` old — since a file cut inside `steps:` is
 /// still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
 /// never claimed.
 ///
@@ -46,8 +46,10 @@ final class SpoolWatcher: Sendable {
 
     /// What a file in `incoming/` looked like; a change of any of it means a writer is at work.
     struct Sighting: Equatable {
-        var inode: UInt64, size: Int64
-        /// The later of mtime and ctime: `cp -p` or `touch -d` can set mtime back, not ctime.
+        var inode: UInt64, size: Int64, modified: Date
+        /// ctime: every write changes it, and the rename into `incoming/`; unlike mtime, no one
+        /// sets it back (`cp -p`, `scp -p`) or ahead (`touch -d`, an archive's dates from a
+        /// clock that runs ahead — a file with mtime ahead would wait till then).
         var changed: Date
     }
     /// The files of `incoming/` at the previous scan, by name.
@@ -107,7 +109,7 @@ final class SpoolWatcher: Sendable {
             seen[name] = sighting
             guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
             if name.utf8.count > Self.maximumNameBytes {
-                rejectLongName(name, now: now)
+                rejectLongName(name)
                 continue
             }
             // The claim: one rename; whoever loses gets ENOENT on the file and moves on.
@@ -144,7 +146,7 @@ final class SpoolWatcher: Sendable {
 
     /// A name too long to be claimed goes to `rejected/` under its first 200 bytes, the
     /// `.error` saying what it was. Moving it there is the claim: of several agents one wins.
-    private func rejectLongName(_ name: String, now: Date) {
+    private func rejectLongName(_ name: String) {
         var short = ""
         for character in name where short.utf8.count + character.utf8.count <= 200 { short.append(character) }
         let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: String(UUID().uuidString.prefix(8).lowercased()), key: name)
@@ -171,7 +173,7 @@ final class SpoolWatcher: Sendable {
         var status = stat()
         guard lstat(path, &status) == 0 else { return nil }
         func date(_ time: timespec) -> Date { Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9) }
-        return Sighting(inode: UInt64(status.st_ino), size: Int64(status.st_size), changed: max(date(status.st_mtim), date(status.st_ctim)))
+        return Sighting(inode: UInt64(status.st_ino), size: Int64(status.st_size), modified: date(status.st_mtim), changed: date(status.st_ctim))
     }
 
     /// A file this agent claimed: `processing/AGENT/CLAIMID-NAME`, CLAIMID 8 random hex
@@ -244,6 +246,8 @@ final class SpoolWatcher: Sendable {
             .map { Claim(url: claims.appendingPathComponent($0)) }
         let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
             .compactMap { Claim(old: $0, in: processing, agent: agentName) }
+        let paths = Set((own + old).map(\.url.path))
+        kept.withLock { $0 = $0.filter { paths.contains($0.key) } }  // moved away by hand
         for claim in own + old {
             if let retryAt = kept.withLock({ $0[claim.url.path]?.retryAt }), retryAt > now { continue }
             process(claim, now: now)
