@@ -15,8 +15,9 @@ struct WorkflowOperations {
     /// status 2 with file:line:column.
     static func validate(file path: String, params: [String] = []) throws -> (yaml: String, document: WorkflowDocument) {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw CLIError("cannot read \(path): \(Self.reason(error))", status: 2)
+        // Not Data(contentsOf:): that reads the whole file before the 256 KiB limit is checked.
+        do { data = try WorkflowParser.readFile(path) } catch {
+            throw CLIError("\(error)", status: 2)
         }
         do {
             // The file as written is checked first, so that its errors point into it.
@@ -32,19 +33,6 @@ struct WorkflowOperations {
             return (yaml, document)
         } catch let error as WorkflowError {
             throw CLIError(Self.pointing(error.description), status: 2)
-        }
-    }
-
-    /// What the system said about a file that could not be read, in a few words.
-    static func reason(_ error: Error) -> String {
-        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
-        if let code = underlying?.code, underlying?.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(code)))
-        }
-        switch (error as NSError).code {
-        case NSFileReadNoSuchFileError: return "no such file"
-        case NSFileReadNoPermissionError: return "permission denied"
-        default: return (error as NSError).localizedDescription
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import AgentKernel
 
@@ -40,5 +41,310 @@ import Testing
     @Test func theSizeIsCheckedBeforeReading() throws {
         try Data(count: 2048).write(to: URL(fileURLWithPath: directory + "/big"))
         #expect(refusal(directory + "/big") == "workflow is 2048 bytes; the limit is 1024")
+    }
+
+    // MARK: the watcher
+
+    static let workflow = "workflow: w\nsteps:\n  - { id: a, action: util.noop }\n"
+
+    /// What the watcher submitted (ids), failing while `failure` is set.
+    final class Submissions: Sendable {
+        let ids = Mutex<[String]>([])
+        let failure = Mutex<String?>(nil)
+        var submit: SpoolWatcher.Submit {
+            { document, _, id in
+                if let failure = self.failure.withLock({ $0 }) { throw WorkflowError.invalid(failure) }
+                self.ids.withLock { $0.append(id) }
+                return document.submitted(by: "test", id: id)
+            }
+        }
+    }
+
+    func watcher(_ submissions: Submissions, agent: String = "a") throws -> SpoolWatcher {
+        try SpoolWatcher(directory: directory, agentName: agent, submitter: { "test" }, submit: submissions.submit)
+    }
+
+    func drop(_ name: String, _ text: String = Self.workflow) throws {
+        try text.write(toFile: "\(directory)/incoming/\(name)", atomically: false, encoding: .utf8)
+    }
+
+    /// The files (not directories) in `sub`, recursively, sorted.
+    func names(_ sub: String) -> [String] {
+        ((try? FileManager.default.subpathsOfDirectory(atPath: "\(directory)/\(sub)")) ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(directory)/\(sub)/\(path)", isDirectory: &isDirectory) && !isDirectory.boolValue
+        }.sorted()
+    }
+
+    /// Scans twice at `quietPeriod` from now: what was dropped before is claimed.
+    func settle(_ spool: SpoolWatcher, at now: Date = Date().addingTimeInterval(SpoolWatcher.quietPeriod)) {
+        spool.scanOnce(now: now)
+        spool.scanOnce(now: now)
+    }
+
+    /// Replaces accepted/ by a file, so that moving a claim there fails (even for root).
+    func breakAccepted() throws {
+        try FileManager.default.removeItem(atPath: directory + "/accepted")
+        try "".write(toFile: directory + "/accepted", atomically: false, encoding: .utf8)
+    }
+
+    func mendAccepted() throws {
+        try FileManager.default.removeItem(atPath: directory + "/accepted")
+        try FileManager.default.createDirectory(atPath: directory + "/accepted", withIntermediateDirectories: false)
+    }
+
+    @Test func aSubmittedFileIsNeverRejectedWhenItCannotBeMoved() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(spool, at: now)
+        #expect(submissions.ids.withLock { $0.count } == 1)
+        #expect(names("rejected") == [])
+        #expect(names("processing").count == 1)
+        // Before the retry interval nothing happens; after it, the file is moved, not submitted again.
+        spool.scanOnce(now: now.addingTimeInterval(1))
+        try mendAccepted()
+        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids[0])-w.yaml"])
+        #expect(names("processing") == [])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func aClaimLeftSubmittedIsResubmittedUnderTheSameIdAfterARestart() throws {
+        let submissions = Submissions()
+        let first = try watcher(submissions)
+        try breakAccepted()
+        try drop("w.yaml")
+        settle(first)
+        try mendAccepted()
+        // The next start (a new watcher) finishes the claim under the id it was submitted with,
+        // which the journal ignores as a duplicate (JournalTests).
+        let second = try watcher(submissions)
+        second.scanOnce(now: Date())
+        #expect(names("processing") == [])
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 2 && ids[0] == ids[1])
+        #expect(names("accepted") == ["\(ids[0])-w.yaml"])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func aFailedSubmissionKeepsTheClaimForARetry() throws {
+        let submissions = Submissions()
+        submissions.failure.withLock { $0 = "disk I/O error" }
+        let spool = try watcher(submissions)
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(spool, at: now)
+        #expect(names("rejected") == [])
+        #expect(names("processing").count == 1)
+        submissions.failure.withLock { $0 = nil }
+        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        let ids = submissions.ids.withLock { $0 }
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func anInvalidFileIsRejectedWithItsReason() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("bad.yaml", "workflow: w\n")
+        settle(spool)
+        #expect(names("rejected") == ["bad.yaml", "bad.yaml.error"])
+        #expect(submissions.ids.withLock { $0 } == [])
+    }
+
+    @Test func aFileIsClaimedOnlyOnceItHasBeenLeftAlone() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("w.yaml")
+        // Written just now: a writer may be at work, however often it is seen — even with its
+        // mtime set back (cp -p does that when it is done, scp -p, curl -R too).
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: directory + "/incoming/w.yaml")
+        spool.scanOnce(now: Date())
+        spool.scanOnce(now: Date())
+        #expect(names("incoming") == ["w.yaml"])
+        settle(spool)
+        #expect(names("incoming") == [])
+        #expect(submissions.ids.withLock { $0.count } == 1)
+    }
+
+    @Test func aFileThatChangesBetweenScansIsNotClaimed() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("w.yaml", "workflow: w\n")
+        // Seen old enough twice, but grown between: not claimed until seen unchanged.
+        let later = Date().addingTimeInterval(60)
+        spool.scanOnce(now: later)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/incoming/w.yaml"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("steps:\n  - { id: a, action: util.noop }\n".utf8))
+        try handle.close()
+        spool.scanOnce(now: later)
+        #expect(names("incoming") == ["w.yaml"])
+        spool.scanOnce(now: later)
+        #expect(names("accepted").count == 1)
+        #expect(names("rejected") == [])
+    }
+
+    @Test func editorLeftoversAreNeverClaimed() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        let leftovers = ["#w.yaml#", "w.yaml.crdownload", "w.yaml.part", "w.yaml.swp", "w.yaml.tmp", "w.yaml~"]
+        for name in leftovers { try drop(name) }
+        settle(spool, at: Date().addingTimeInterval(3600))
+        #expect(names("incoming") == leftovers)
+        #expect(submissions.ids.withLock { $0 } == [])
+        #expect(names("rejected") == [])
+    }
+
+    @Test func anErrorFileNeverOverwritesARejectedDroppedFile() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        // A file dropped as bad.yaml.error was rejected before: its name is taken, not free for
+        // bad.yaml's reason.
+        try "dropped\n".write(toFile: directory + "/rejected/bad.yaml.error", atomically: false, encoding: .utf8)
+        try drop("bad.yaml", "workflow: w\n")
+        settle(spool)
+        #expect(try String(contentsOfFile: directory + "/rejected/bad.yaml.error", encoding: .utf8) == "dropped\n")
+        let rejected = names("rejected")
+        #expect(rejected.count == 3)
+        let placed = try #require(rejected.first { $0.hasPrefix("bad.yaml-") && !$0.hasSuffix(".error") })
+        #expect(rejected.contains(placed + ".error"))
+        #expect(try String(contentsOfFile: "\(directory)/rejected/\(placed)", encoding: .utf8) == "workflow: w\n")
+    }
+
+    @Test func placingNeverReplacesAFile() throws {
+        try "mine".write(toFile: directory + "/from", atomically: false, encoding: .utf8)
+        try "theirs".write(toFile: directory + "/to", atomically: false, encoding: .utf8)
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/to") == EEXIST)
+        #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
+        #expect(SpoolWatcher.create(directory + "/to", holding: "note") == EEXIST)
+        #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free") == 0)
+        #expect(try String(contentsOfFile: directory + "/free", encoding: .utf8) == "mine")
+    }
+
+    @Test func claimsLeftByAnEarlierVersionGoOnlyToTheirOwnAgent() throws {
+        let forEU = Submissions(), forBuildEU = Submissions()
+        let eu = try watcher(forEU, agent: "eu"), buildEU = try watcher(forBuildEU, agent: "build.eu")
+        let old = "w.yaml.0A1B2C3D.build.eu"
+        try Self.workflow.write(toFile: "\(directory)/processing/\(old)", atomically: false, encoding: .utf8)
+        eu.scanOnce(now: Date())
+        #expect(forEU.ids.withLock { $0 } == [])
+        #expect(names("processing") == [old])
+        buildEU.scanOnce(now: Date())
+        // The id that version gave it, so a claim it had submitted is not submitted again.
+        let id = String(WorkflowDirectoryHash.hex(of: old).prefix(12))
+        #expect(forBuildEU.ids.withLock { $0 } == [id])
+        #expect(names("accepted") == ["\(id)-w.yaml"])
+    }
+
+    @Test func agentsWithDotsInTheirNamesKeepTheirClaimsApart() throws {
+        let forEU = Submissions(), forBuildEU = Submissions()
+        let buildEU = try watcher(forBuildEU, agent: "build.eu")
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(buildEU, at: now)
+        #expect(names("processing").count == 1)
+        try mendAccepted()
+        // Agent eu, starting, finds no claim of its own in build.eu's.
+        let eu = try watcher(forEU, agent: "eu")
+        eu.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        #expect(forEU.ids.withLock { $0 } == [])
+        buildEU.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        let ids = forBuildEU.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+    }
+
+    @Test func agentNamesBecomeOneDirectoryName() {
+        #expect(SpoolWatcher.directoryName(agent: "build.eu") == "build.eu")
+        #expect(SpoolWatcher.directoryName(agent: "a/b%c") == "a%2Fb%25c")
+        #expect(SpoolWatcher.directoryName(agent: "..") == "%2E.")
+        #expect(SpoolWatcher.directoryName(agent: "") == "%")
+    }
+
+    @Test func aNameTooLongToClaimIsRejectedUnderAShortOne() throws {
+        let spool = try watcher(Submissions())
+        let name = String(repeating: "n", count: 250) + ".yaml"
+        try drop(name)
+        settle(spool)
+        let short = String(repeating: "n", count: 200)
+        #expect(names("incoming") == [])
+        #expect(names("rejected") == [short, short + ".error"])
+        #expect(try String(contentsOfFile: "\(directory)/rejected/\(short).error", encoding: .utf8).hasSuffix("It was: \(name)\n"))
+    }
+
+    @Test func aFileThatCannotBeClaimedIsReportedNotSkippedSilently() throws {
+        let spool = try watcher(Submissions())
+        // Its claim directory gone: rename fails with ENOENT, but the file is still there.
+        try FileManager.default.removeItem(atPath: directory + "/processing/a")
+        try drop("w.yaml")
+        settle(spool)
+        #expect(names("incoming") == ["w.yaml"])
+        #expect(spool.problems["w.yaml"] == "cannot claim incoming/w.yaml: No such file or directory")
+    }
+
+    @Test func anIncomingDirectoryThatCannotBeListedIsReported() throws {
+        let spool = try watcher(Submissions())
+        try FileManager.default.removeItem(atPath: directory + "/incoming")
+        try "".write(toFile: directory + "/incoming", atomically: false, encoding: .utf8)
+        settle(spool)
+        #expect(spool.problems[SpoolWatcher.listing]?.hasPrefix("cannot list \(directory)/incoming") == true)
+    }
+
+    @Test func aFileUnreadableForTheSystemsReasonIsKeptForARetry() throws {
+        let failing = Mutex(true)
+        let spool = try SpoolWatcher(directory: directory, agentName: "a", submitter: { "test" }, submit: Submissions().submit) { path, name in
+            if failing.withLock({ $0 }) { throw SpoolWatcher.readFailure(name, EMFILE) }
+            return try SpoolWatcher.readDroppedFile(path, name: name, limit: 1024)
+        }
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(spool, at: now)
+        #expect(names("rejected") == [])
+        #expect(names("processing").count == 1)
+        failing.withLock { $0 = false }
+        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        #expect(names("accepted").count == 1)
+        #expect(names("processing") == [])
+    }
+
+    @Test func onlyTheSystemsReadFailuresAreTemporary() {
+        #expect(SpoolWatcher.readFailure("x.yaml", EMFILE) is TemporaryReadFailure)
+        #expect(SpoolWatcher.readFailure("x.yaml", EIO) is TemporaryReadFailure)
+        #expect(SpoolWatcher.readFailure("x.yaml", EACCES) as? WorkflowError == .invalid("cannot read x.yaml: Permission denied"))
+    }
+
+    /// `agentctl wf submit FILE` reads through the same checks, links followed.
+    @Test func aWorkflowFileOnTheCommandLineIsReadWithinBounds() throws {
+        try Self.workflow.write(toFile: directory + "/w.yaml", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link.yaml", withDestinationPath: directory + "/w.yaml")
+        #expect(try WorkflowParser.readFile(directory + "/link.yaml") == Data(Self.workflow.utf8))
+        #expect(mkfifo(directory + "/fifo", 0o600) == 0)
+        for path in [directory + "/fifo", "/dev/zero"] {
+            #expect(throws: WorkflowError.invalid("\(path) is not a regular file (a directory, FIFO, socket or device)")) {
+                try WorkflowParser.readFile(path)
+            }
+        }
+        try Data(count: WorkflowParser.maximumBytes + 1).write(to: URL(fileURLWithPath: directory + "/big"))
+        #expect(throws: WorkflowError.tooLarge(bytes: WorkflowParser.maximumBytes + 1, limit: WorkflowParser.maximumBytes)) {
+            try WorkflowParser.readFile(directory + "/big")
+        }
+    }
+
+    @Test func aFileWithItsModificationTimeAheadIsClaimedOnceLeftAlone() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try drop("w.yaml")
+        // Unpacked from an archive made on a clock a day ahead: its ctime says when it was written.
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(86400)], ofItemAtPath: directory + "/incoming/w.yaml")
+        settle(spool)
+        #expect(submissions.ids.withLock { $0.count } == 1)
     }
 }

@@ -82,6 +82,13 @@ import Testing
                 "\(infinite)")
         let missing = try await agentctl(["wf", "submit", file + ".nope"])
         #expect(missing.status == 2 && missing.stderr.contains("cannot read \(file).nope: "), "\(missing)")
+        // A FIFO or a device is refused for what it is, before a byte is read (Foundation's
+        // Data(contentsOf:) refused them too, but as "permission denied").
+        #expect(mkfifo(file + ".fifo", 0o600) == 0)
+        for path in [file + ".fifo", "/dev/zero"] {
+            let special = try await agentctl(["wf", "submit", path], timeout: 10)
+            #expect(special.status == 2 && special.stderr.contains("\(path) is not a regular file"), "\(special)")
+        }
         try await agent.stop()
     }
 

@@ -200,7 +200,9 @@ public final class Agent: Sendable {
             }
             engineTask.withLock { $0 = Task { await engine.run() } }
             if let spool = settings.spoolDirectory {
-                let watcher = try SpoolWatcher(directory: spool, engine: engine, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" })
+                let engine = engine
+                let watcher = try SpoolWatcher(directory: spool, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" },
+                                               submit: { try engine.submit($0, by: $1, id: $2) })
                 spoolTask.withLock { $0 = Task { await watcher.run() } }
             }
             if !failures.isEmpty { throw AgentStartFailure(failures: failures) }

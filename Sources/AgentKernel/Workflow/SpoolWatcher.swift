@@ -1,30 +1,80 @@
+import CStrophe
 import Foundation
 import Logging
+import Synchronization
 
 /// Takes workflow files dropped into `DIR/incoming/` and submits them.
 ///
-/// A file is claimed by renaming it into `processing/` (rename is atomic, so of several agents
-/// watching one directory exactly one wins), then validated and submitted, and moved to
-/// `accepted/ID-NAME` or to `rejected/NAME` with `NAME.error` saying why. Files whose names
-/// start with `.` are ignored (write to `.name` and rename, so a half-written file is never
-/// read). Nothing is deleted.
+/// A file is claimed by renaming it into `processing/AGENT/` (rename is atomic, so of several
+/// agents watching one directory exactly one wins), then validated and submitted, and moved to
+/// `accepted/ID-NAME` or to `rejected/NAME` with `NAME.error` saying why. Nothing is deleted.
+///
+/// Files whose names start with `.` are ignored: write to `.name` and rename, so a half-written
+/// file is never read. A file written in place (cp, scp, curl -o) is claimed only once it has
+/// been left alone — unchanged (inode, size, times) since the previous scan, and its last
+/// change (ctime) at least `quietPeriod` old — since a file cut inside `steps:` is
+/// still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
+/// never claimed.
+///
+/// Only the file's own faults reject it. A claim the agent could not finish (the journal
+/// failed, the disk is full, the move to `accepted/` failed, reading it ran out of
+/// descriptors or met an I/O error) stays in `processing/` and is tried again every
+/// `retryInterval` and at the next start.
 final class SpoolWatcher: Sendable {
+    /// `engine.submit(document, by:, id:)`; a parameter so that tests need no engine.
+    typealias Submit = @Sendable (_ document: WorkflowDocument, _ submitter: String, _ id: String) throws -> WorkflowDocument
+
     let incoming: URL, processing: URL, accepted: URL, rejected: URL
-    let engine: WorkflowEngine
+    /// This agent's claims: `processing/AGENT/` (see `Claim`).
+    let claims: URL
+    let submit: Submit
     let agentName: String
     let submitter: @Sendable () -> String
     let logger: Logger
+    static let retryInterval: TimeInterval = 5
+    /// How long a file in `incoming/` must have been left alone to be claimed.
+    static let quietPeriod: TimeInterval = 1.5
 
-    init(directory: String, engine: WorkflowEngine, agentName: String, submitter: @escaping @Sendable () -> String) throws {
+    private struct Kept {
+        var retryAt: Date
+        var problem: String
+        /// The workflow, once submitted: a retry only moves the file (see `process`).
+        var submitted: String?
+    }
+    /// Claims left in `processing/` after a failure of the agent's, by path.
+    private let kept = Mutex<[String: Kept]>([:])
+
+    /// What a file in `incoming/` looked like; a change of any of it means a writer is at work.
+    struct Sighting: Equatable {
+        var inode: UInt64, size: Int64, modified: Date
+        /// ctime: every write changes it, and the rename into `incoming/`; unlike mtime, no one
+        /// sets it back (`cp -p`, `scp -p`) or ahead (`touch -d`, an archive's dates from a
+        /// clock that runs ahead — a file with mtime ahead would wait till then).
+        var changed: Date
+    }
+    /// The files of `incoming/` at the previous scan, by name.
+    private let sightings = Mutex<[String: Sighting]>([:])
+    /// Problems logged, by name in `incoming/` (`listing` for the directory's own).
+    private let reported = Mutex<[String: String]>([:])
+
+    /// Reads a claimed file (path, name); `readDroppedFile` but in tests.
+    let readFile: @Sendable (_ path: String, _ name: String) throws -> Data
+
+    init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit,
+         read: @escaping @Sendable (_ path: String, _ name: String) throws -> Data = {
+             try SpoolWatcher.readDroppedFile($0, name: $1, limit: WorkflowParser.maximumBytes)
+         }) throws {
         let root = URL(fileURLWithPath: directory)
         incoming = root.appendingPathComponent("incoming")
         processing = root.appendingPathComponent("processing")
         accepted = root.appendingPathComponent("accepted")
         rejected = root.appendingPathComponent("rejected")
-        for dir in [incoming, processing, accepted, rejected] {
+        claims = processing.appendingPathComponent(Self.directoryName(agent: agentName))
+        for dir in [incoming, processing, claims, accepted, rejected] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
-        self.engine = engine
+        self.submit = submit
+        self.readFile = read
         self.agentName = agentName
         self.submitter = submitter
         logger = BatonLog.logger(agent: agentName, module: "spool")
@@ -32,71 +82,332 @@ final class SpoolWatcher: Sendable {
 
     func run() async {
         logger.info("watching \(incoming.path)")
-        // Files this agent claimed before a crash are finished first.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? [] where name.hasSuffix(".\(agentName)") {
-            process(claimed: processing.appendingPathComponent(name))
-        }
         while !Task.isCancelled {
             scanOnce()
             try? await Task.sleep(for: .milliseconds(500))
         }
     }
 
-    func scanOnce() {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: incoming.path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    func scanOnce(now: Date = Date()) {
+        // Claims kept after a failure, and at the first scan those left by a crash, come first.
+        retryClaims(now: now)
+        let listed: [String]
+        do { listed = try FileManager.default.contentsOfDirectory(atPath: incoming.path) } catch {
+            report(Self.listing, "cannot list \(incoming.path): \(error)")
+            return
+        }
+        let names = listed.filter { !$0.hasPrefix(".") }.sorted()
+        let previous = sightings.withLock { $0 }
+        var seen: [String: Sighting] = [:]
         for name in names {
-            // The claim: one rename; whoever loses gets ENOENT and moves on.
-            let claimed = processing.appendingPathComponent("\(name).\(UUID().uuidString.prefix(8)).\(agentName)")
-            guard rename(incoming.appendingPathComponent(name).path, claimed.path) == 0 else { continue }
-            process(claimed: claimed)
+            if Self.isLeftover(name) {
+                report(name, "leaving incoming/\(name) alone: an editor's or a download's leftover", level: .info)
+                continue
+            }
+            let path = incoming.appendingPathComponent(name).path
+            guard let sighting = Self.sighting(of: path) else { continue }
+            seen[name] = sighting
+            guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
+            if name.utf8.count > Self.maximumNameBytes {
+                rejectLongName(name)
+                continue
+            }
+            // The claim: one rename; whoever loses gets ENOENT on the file and moves on.
+            let claim = Claim(in: claims, name: name)
+            guard rename(path, claim.url.path) == 0 else {
+                let code = errno
+                if code == ENOENT, Self.sighting(of: path) == nil { continue }
+                report(name, "cannot claim incoming/\(name): \(String(cString: strerror(code)))")
+                continue
+            }
+            process(claim, now: now)
+        }
+        sightings.withLock { $0 = seen }
+        // What was reported of names gone is forgotten: if they come back, they are told again.
+        let present = Set(listed)
+        reported.withLock { $0 = $0.filter { key, _ in present.contains(key) } }
+    }
+
+    /// The key of `incoming/`'s own problem in `reported` (no file name is empty).
+    static let listing = ""
+    /// The longest name taken as it is: the claim adds 9 bytes, `accepted/` 13 and
+    /// `rejected/NAME-CLAIMID.error` 15 to the 255 a name may have.
+    static let maximumNameBytes = 240
+
+    /// Logs a problem of a name in `incoming/` (or of `incoming/` itself) when it is new: the
+    /// scan meets it twice a second.
+    private func report(_ key: String, _ problem: String, level: Logger.Level = .error) {
+        guard reported.withLock({ $0.updateValue(problem, forKey: key) != problem }) else { return }
+        logger.log(level: level, "spool: \(problem)")
+    }
+
+    /// What `report` said, by name: for tests.
+    var problems: [String: String] { reported.withLock { $0 } }
+
+    /// A name too long to be claimed goes to `rejected/` under its first 200 bytes, the
+    /// `.error` saying what it was. Moving it there is the claim: of several agents one wins.
+    private func rejectLongName(_ name: String) {
+        var short = ""
+        for character in name where short.utf8.count + character.utf8.count <= 200 { short.append(character) }
+        let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: String(UUID().uuidString.prefix(8).lowercased()), key: name)
+        let reason = "the name is \(name.utf8.count) bytes long; the spool takes names of at most \(Self.maximumNameBytes) bytes. It was: \(name)"
+        do {
+            let placed = try place(claim, in: rejected, as: short, note: reason + "\n")
+            logger.warning("spool: \(short)… rejected as \(placed): \(reason)")
+        } catch let error as SystemError where error.code == ENOENT && Self.sighting(of: claim.url.path) == nil {
+            // Another agent took it.
+        } catch {
+            report(name, "cannot move incoming/\(name) to rejected/: \(error)")
         }
     }
 
-    private func process(claimed: URL) {
-        // processing/NAME.CLAIM.AGENT → NAME
-        let parts = claimed.lastPathComponent.components(separatedBy: ".")
-        let original = parts.dropLast(2).joined(separator: ".")
-        let claimID = parts.dropLast().last ?? "x"
-        do {
-            let data = try Self.readDroppedFile(claimed.path, name: original, limit: WorkflowParser.maximumBytes)
-            let document = try WorkflowParser.parse(data: data, source: original)
-            // The id derives from the claim, so finishing a claim after a crash cannot submit twice.
-            let id = String(WorkflowDirectoryHash.hex(of: claimed.lastPathComponent).prefix(12))
-            let submitted = try engine.submit(document, by: "spool \(submitter())", id: id)
-            try FileManager.default.moveItem(at: claimed, to: accepted.appendingPathComponent("\(submitted.id)-\(original)"))
-            logger.info("spool: \(original) accepted as workflow \(submitted.id)")
-        } catch {
-            let target = rejected.appendingPathComponent(original.isEmpty ? claimID : original)
-            let destination = FileManager.default.fileExists(atPath: target.path)
-                ? rejected.appendingPathComponent("\(original)-\(claimID)") : target
-            do {
-                try FileManager.default.moveItem(at: claimed, to: destination)
-                try "\(error)\n".write(to: destination.appendingPathExtension("error"), atomically: true, encoding: .utf8)
-            } catch {
-                logger.error("spool: cannot move \(claimed.path) to rejected/: \(error)")
-            }
-            logger.warning("spool: \(original) rejected: \(error)")
+    /// Names of editors' backups and swap files and of downloads in progress, which are not
+    /// workflows even when they end up in `incoming/`: `NAME~`, `#NAME#` (and `.#NAME`, as
+    /// every dot file), `*.swp`, `*.swo`, `*.swx`, `*.tmp`, `*.part`, `*.crdownload`.
+    static func isLeftover(_ name: String) -> Bool {
+        name.hasSuffix("~") || (name.count > 1 && name.hasPrefix("#") && name.hasSuffix("#"))
+            || [".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload"].contains { name.hasSuffix($0) }
+    }
+
+    static func sighting(of path: String) -> Sighting? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        func date(_ time: timespec) -> Date { Date(timeIntervalSince1970: Double(time.tv_sec) + Double(time.tv_nsec) / 1e9) }
+        return Sighting(inode: UInt64(status.st_ino), size: Int64(status.st_size), modified: date(status.st_mtim), changed: date(status.st_ctim))
+    }
+
+    /// A file this agent claimed: `processing/AGENT/CLAIMID-NAME`, CLAIMID 8 random hex
+    /// digits. A directory per agent, its name matched whole, keeps agents apart whatever their
+    /// names hold (the old `processing/NAME.CLAIMID.AGENT` gave agent `eu` the claims of
+    /// `build.eu`, and both submitted them).
+    struct Claim {
+        let url: URL
+        /// The name it was dropped under.
+        let name: String
+        let id: String
+        /// What the workflow id derives from: the same on every retry and after a restart.
+        let key: String
+
+        /// A new claim for `name`.
+        init(in claims: URL, name: String) {
+            self.init(url: claims.appendingPathComponent("\(UUID().uuidString.prefix(8).lowercased())-\(name)"))
         }
+
+        init(url: URL, name: String, id: String, key: String) {
+            self.url = url
+            self.name = name
+            self.id = id
+            self.key = key
+        }
+
+        /// The claim at `url` in an agent's directory.
+        init(url: URL) {
+            let file = url.lastPathComponent
+            let prefix = file.prefix(8)
+            let wellFormed = file.count > 9 && prefix.allSatisfy(\.isHexDigit) && file.dropFirst(8).first == "-"
+            self.url = url
+            name = wellFormed ? String(file.dropFirst(9)) : file
+            id = wellFormed ? String(prefix) : String(WorkflowDirectoryHash.hex(of: file).prefix(8))
+            key = "\(url.deletingLastPathComponent().lastPathComponent)/\(file)"
+        }
+
+        /// A claim left by an agent of an earlier version, `processing/NAME.CLAIMID.AGENT`, if
+        /// `file` is one of `agent`'s: it ends in `.AGENT`, preceded by `.` and 8 hex digits.
+        init?(old file: String, in processing: URL, agent: String) {
+            guard file.hasSuffix(".\(agent)") else { return nil }
+            let rest = file.dropLast(agent.count + 1)
+            guard let dot = rest.lastIndex(of: "."), dot > rest.startIndex else { return nil }
+            let claimID = rest[rest.index(after: dot)...]
+            guard claimID.count == 8, claimID.allSatisfy(\.isHexDigit) else { return nil }
+            url = processing.appendingPathComponent(file)
+            name = String(rest[..<dot])
+            id = String(claimID)
+            key = file  // as that version derived the workflow id
+        }
+    }
+
+    /// `agent` as a directory name: `/`, `%`, a leading `.` and control characters as `%XX`.
+    static func directoryName(agent: String) -> String {
+        var bytes: [UInt8] = []
+        for (index, byte) in agent.utf8.enumerated() {
+            if byte == UInt8(ascii: "/") || byte == UInt8(ascii: "%") || byte < 0x20 || (index == 0 && byte == UInt8(ascii: ".")) {
+                bytes += Array("%\(byte < 16 ? "0" : "")\(String(byte, radix: 16, uppercase: true))".utf8)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return bytes.isEmpty ? "%" : String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// This agent's claims: those kept after a failure, and at the first scan those left by a
+    /// crash (old-format ones too).
+    private func retryClaims(now: Date) {
+        let own = ((try? FileManager.default.contentsOfDirectory(atPath: claims.path)) ?? []).sorted()
+            .map { Claim(url: claims.appendingPathComponent($0)) }
+        let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
+            .compactMap { Claim(old: $0, in: processing, agent: agentName) }
+        let paths = Set((own + old).map(\.url.path))
+        kept.withLock { $0 = $0.filter { paths.contains($0.key) } }  // moved away by hand
+        for claim in own + old {
+            if let retryAt = kept.withLock({ $0[claim.url.path]?.retryAt }), retryAt > now { continue }
+            process(claim, now: now)
+        }
+    }
+
+    private func process(_ claim: Claim, now: Date) {
+        // The id derives from the claim, so finishing a claim after a crash cannot submit twice:
+        // the journal ignores a second submission of an id it holds (for a week after it ended).
+        let id = String(WorkflowDirectoryHash.hex(of: claim.key).prefix(12))
+        var submitted = kept.withLock { $0[claim.url.path]?.submitted }
+        if submitted == nil {
+            let document: WorkflowDocument
+            do {
+                document = try WorkflowParser.parse(data: readFile(claim.url.path, claim.name), source: claim.name)
+            } catch let error as TemporaryReadFailure {
+                keep(claim, problem: "\(error) (kept for a retry)", now: now)
+                return
+            } catch {
+                reject(claim, because: error, now: now)
+                return
+            }
+            do {
+                submitted = try submit(document, "spool \(submitter())", id).id
+            } catch {
+                // The document is valid: the agent failed, not the file.
+                keep(claim, problem: "cannot submit \(claim.name) (kept for a retry): \(error)", now: now)
+                return
+            }
+        }
+        guard let submitted else { return }
+        // Submitted: the workflow runs, so whatever happens now, the file is never rejected.
+        do {
+            try place(claim, in: accepted, as: "\(submitted)-\(claim.name)")
+            kept.withLock { $0[claim.url.path] = nil }
+            logger.info("spool: \(claim.name) accepted as workflow \(submitted)")
+        } catch {
+            keep(claim, problem: "\(claim.name) submitted as workflow \(submitted), but cannot move it to accepted/ (kept for a retry): \(error)",
+                 now: now, submitted: submitted)
+        }
+    }
+
+    /// Leaves a claim in `processing/` for a retry, logging its problem once.
+    private func keep(_ claim: Claim, problem: String, now: Date, submitted: String? = nil) {
+        let isNew = kept.withLock { kept in
+            let isNew = kept[claim.url.path]?.problem != problem
+            kept[claim.url.path] = Kept(retryAt: now.addingTimeInterval(Self.retryInterval), problem: problem, submitted: submitted)
+            return isNew
+        }
+        if isNew { logger.error("spool: \(problem)") }
+    }
+
+    private func reject(_ claim: Claim, because error: Error, now: Date) {
+        do {
+            try place(claim, in: rejected, as: claim.name.isEmpty ? claim.id : claim.name, note: "\(error)\n")
+        } catch {
+            keep(claim, problem: "cannot move \(claim.url.path) to rejected/ (kept for a retry): \(error)", now: now)
+            return
+        }
+        kept.withLock { $0[claim.url.path] = nil }
+        logger.warning("spool: \(claim.name) rejected: \(error)")
+    }
+
+    /// Moves a claim into `directory` as `name`, or `name-CLAIMID` (then `-2`, `-3`, …) when
+    /// that is taken, and returns the name. With a `note`, `NAME.error` holding it is written
+    /// first and must be free too. Each name is taken in one step that fails if it exists
+    /// (O_EXCL, RENAME_NOREPLACE): between a check and a move, another agent may take the name,
+    /// and a file dropped as `NAME.error` is as much a dropped file as any.
+    @discardableResult
+    func place(_ claim: Claim, in directory: URL, as name: String, note: String? = nil) throws -> String {
+        for attempt in 0..<100 {
+            let candidate = attempt == 0 ? name : attempt == 1 ? "\(name)-\(claim.id)" : "\(name)-\(claim.id)-\(attempt)"
+            let target = directory.appendingPathComponent(candidate).path
+            if let note {
+                let code = Self.create(target + ".error", holding: note)
+                if code == EEXIST { continue }
+                guard code == 0 else { throw SystemError(code, "cannot write \(target).error") }
+            }
+            let code = Self.moveWithoutReplacing(claim.url.path, to: target)
+            if code == 0 { return candidate }
+            // The note was written by this call a moment ago: no one else's file.
+            if note != nil { unlink(target + ".error") }
+            guard code == EEXIST else { throw SystemError(code, "cannot move \(claim.url.path) to \(target)") }
+        }
+        throw SystemError(EEXIST, "no free name for \(name) in \(directory.path)")
+    }
+
+    /// Creates `path`, which must not exist, holding `text`; 0 or the errno.
+    static func create(_ path: String, holding text: String) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                let code = count < 0 ? errno : ENOSPC
+                unlink(path)
+                return code
+            }
+            bytes = bytes.dropFirst(count)
+        }
+        return 0
+    }
+
+    /// rename(2) that fails with EEXIST rather than replace `to`; 0 or the errno.
+    static func moveWithoutReplacing(_ from: String, to: String) -> Int32 {
+        if baton_rename_noreplace(from, to) == 0 { return 0 }
+        let code = errno
+        guard code == EINVAL || code == ENOSYS else { return code }
+        // No RENAME_NOREPLACE here: link() refuses an existing name as well. A crash before the
+        // unlink leaves the claim in processing/ too, and its retry places a second copy.
+        guard link(from, to) == 0 else { return errno }
+        unlink(from)
+        return 0
+    }
+}
+
+/// A file that could not be read for a reason of the system's (see `readFailure`).
+struct TemporaryReadFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A failed system call: what was tried and strerror's words.
+struct SystemError: Error, CustomStringConvertible {
+    let code: Int32
+    let description: String
+    init(_ code: Int32, _ what: String) {
+        self.code = code
+        description = "\(what): \(String(cString: strerror(code)))"
     }
 }
 
 extension SpoolWatcher {
+    /// `WorkflowError.invalid` for the file's faults (EACCES, …); `TemporaryReadFailure` for
+    /// the system's, which a retry may get past: descriptors or memory short, an I/O error.
+    static func readFailure(_ name: String, _ code: Int32) -> Error {
+        let message = "cannot read \(name): \(String(cString: strerror(code)))"
+        return [EMFILE, ENFILE, ENOMEM, ENOBUFS, EIO, EINTR].contains(code) ? TemporaryReadFailure(description: message) : WorkflowError.invalid(message)
+    }
+
     /// The bytes of a file dropped into the spool, read only if it is a regular file of at most
     /// `limit` bytes. A symbolic link is not followed (`incoming/x -> /dev/zero` would read
     /// for ever; `-> /etc/shadow` would read what the dropper cannot), a FIFO does not block
-    /// the spool, and the size is known before a byte is read.
-    static func readDroppedFile(_ path: String, name: String, limit: Int) throws -> Data {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+    /// the spool, and the size is known before a byte is read. `followingLinks` is for a
+    /// user's own file (`agentctl wf submit`): read with the user's rights, a link may be followed,
+    /// to a regular file only.
+    static func readDroppedFile(_ path: String, name: String, limit: Int, followingLinks: Bool = false) throws -> Data {
+        let fd = open(path, O_RDONLY | (followingLinks ? 0 : O_NOFOLLOW) | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
-            if code == ELOOP { throw WorkflowError.invalid("\(name) is a symbolic link; drop the workflow file itself") }
-            throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(code)))")
+            if code == ELOOP, !followingLinks { throw WorkflowError.invalid("\(name) is a symbolic link; drop the workflow file itself") }
+            throw readFailure(name, code)
         }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &status) == 0 else { throw readFailure(name, errno) }
         guard status.st_mode & S_IFMT == S_IFREG else {
-            throw WorkflowError.invalid("\(name) is not a regular file (a directory, FIFO, socket or device); drop the workflow file itself")
+            throw WorkflowError.invalid("\(name) is not a regular file (a directory, FIFO, socket or device)\(followingLinks ? "" : "; drop the workflow file itself")")
         }
         guard Int(status.st_size) <= limit else { throw WorkflowError.tooLarge(bytes: Int(status.st_size), limit: limit) }
         // Read to the end, but never more than the limit allows: the file may still grow.
@@ -105,12 +416,21 @@ extension SpoolWatcher {
         while data.count <= limit {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw WorkflowError.invalid("cannot read \(name): \(String(cString: strerror(errno)))") }
+            guard count >= 0 else { throw readFailure(name, errno) }
             if count == 0 { break }
             data.append(contentsOf: buffer[0..<count])
         }
         guard data.count <= limit else { throw WorkflowError.tooLarge(bytes: data.count, limit: limit) }
         return data
+    }
+}
+
+extension WorkflowParser {
+    /// The bytes of a workflow file named on a command line (`agentctl wf submit FILE`): a
+    /// regular file, links followed, of at most `maximumBytes`, checked before reading and
+    /// while reading — a FIFO must not block the command, nor /dev/zero fill its memory.
+    public static func readFile(_ path: String) throws -> Data {
+        try SpoolWatcher.readDroppedFile(path, name: path, limit: maximumBytes, followingLinks: true)
     }
 }
 
