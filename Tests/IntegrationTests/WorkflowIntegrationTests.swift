@@ -530,6 +530,12 @@ func finished(_ agent: Agent, _ id: String) throws -> WorkflowDocument? {
         try await Task.sleep(for: .milliseconds(300))
         #expect(counter.value.isEmpty)
         #expect(try agent.agent.engine.journal.recent().isEmpty)
+        // Where a workflow is, anyone may ask; its document (params, outputs) is for trusted JIDs.
+        let mine = try agent.agent.engine.submit(WorkflowDocument(name: "private", steps: [.init(id: "a", action: "t.x")],
+                                                                  params: ["token": .string("t0p")]), by: "ops@baton.test/t")
+        let seen = try await client.run(agent.jid, node: "where", values: ["id": [mine.id]])
+        #expect(seen.form?.items.first?["id"] == mine.id)
+        #expect(seen.form?.values("document").isEmpty == true)
         await mallory.close()
         try await agent.stop()
     }

@@ -78,8 +78,11 @@ struct WorkflowModule: AgentModule {
                 let id = try invocation.required("id")
                 let entries = try Self.badRequest { try engine.journal.entries(workflow: id) }
                 guard !entries.isEmpty else { throw StanzaError(.itemNotFound, "\(settings.name) holds no workflow \(id)") }
+                // Open to anyone, as `workflows` is; the document itself (params, notify, the
+                // submitter, the steps' outputs and log tails) only to trusted JIDs.
+                let document = settings.trusts(invocation.from) ? [DataForm.Field("document", type: .textMulti, values: [try entries[0].document.json()])] : []
                 return CommandResult(form: DataForm(.result, title: "Workflow \(id) on \(settings.name)",
-                    fields: [.init("document", type: .textMulti, values: [try entries[0].document.json()])],
+                    fields: document,
                     reported: [.init("id"), .init("name"), .init("step"), .init("state"), .init("status"), .init("target"), .init("updated")],
                     items: entries.map(Self.row)))
             },
