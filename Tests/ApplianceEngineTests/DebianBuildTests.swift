@@ -19,9 +19,14 @@ extension HeavySuite {
                 try VMTester(workDir: try Fixtures.scratch("vm-debian")).run(image: image, checks: recipe.tests.vm, context: recipe.context, name: "debian")
             }
             print("debian: snapshot \(String(format: "%.2f", ts)) s (\(report.bytesDownloaded) B), build \(String(format: "%.2f", tb)) s (cached: \(build.fromCache)), vm \(String(format: "%.2f", tv)) s accel \(r.accelerator)")
-            // The rootfs apt sources point only at the snapshot.
-            let list = try Tool.run(["tar", "-xOf", #require(build.url(.tar)).path, "./etc/apt/sources.list"]).stdoutString
-            #expect(list.contains(":\(snap.directory.path) ./") && !list.contains("http"))
+            // Nothing of the build host: no source pointing at its snapshot directory (marked
+            // trusted), no resolv.conf of its own; the sources list names the snapshot.
+            let tar = try #require(build.url(.tar)).path
+            let list = try Tool.run(["tar", "-xOf", tar, "./etc/apt/sources.list"]).stdoutString
+            #expect(list == DebianImageBuilder.sourcesList(snapshot: snap.id) + "\n")
+            #expect(!list.contains(snap.directory.path) && list.contains(snap.id))
+            let members = try Tool.run(["tar", "-tf", tar]).stdoutString.split(separator: "\n")
+            #expect(!members.contains("./etc/resolv.conf"))
             #expect(r.passed, "\(r.serialLog)")
             #expect(r.serialLog.contains("method=glideinwms"))
         }
