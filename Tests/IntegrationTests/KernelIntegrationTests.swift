@@ -229,6 +229,41 @@ import Testing
         try await b.stop()
     }
 
+    /// A chat client's "add contact": a trusted JID is accepted and then sees the agent online;
+    /// anyone else is refused at once.
+    @Test func contactRequestsOfTrustedJIDsAreAccepted() async throws {
+        let agent = try await cluster.startAgent("befriended")
+        let bare = JID(agent.jid)!.bare
+        for user in ["ops", "nobody"] { try cluster.server.register(user: user, password: "pw-\(user)") }
+        let ops = try await cluster.connect("ops"), nobody = try await cluster.connect("nobody")
+        func presences(of connection: XMPPConnection, from sender: String) -> Locked<[String]> {
+            let seen = Locked<[String]>([])
+            Task {
+                for await event in connection.events {
+                    if case .stanza(let s) = event, s.name == "presence", let from = s.from, JID(from)?.bare == sender {
+                        seen.withLock { $0.append(s.type ?? "available") }
+                    }
+                }
+            }
+            return seen
+        }
+        let opsSaw = presences(of: ops, from: bare), nobodySaw = presences(of: nobody, from: bare)
+        // As a chat client logs in: roster first (the server passes subscription answers only
+        // to resources that asked for it), then presence.
+        for connection in [ops, nobody] {
+            _ = try await connection.request(Stanza.iq(.get, to: nil, payload: XMLElement("query", xmlns: NS.roster)))
+            connection.send(Stanza.presence())
+        }
+        ops.send(Stanza.presence(type: "subscribe", to: bare))
+        nobody.send(Stanza.presence(type: "subscribe", to: bare))
+        #expect(await eventually(10) { opsSaw.value.contains("subscribed") && opsSaw.value.contains("available") }, "\(opsSaw.value)")
+        #expect(await eventually(10) { nobodySaw.value.contains("unsubscribed") }, "\(nobodySaw.value)")
+        #expect(!nobodySaw.value.contains("subscribed") && !nobodySaw.value.contains("available"))
+        await ops.close()
+        await nobody.close()
+        try await agent.stop()
+    }
+
     /// An IQ's id can be guessed; a third party's "answer" with it must not settle the request
     /// (it would fake a peer's acknowledgement of a hand-off).
     @Test func aForgedAnswerDoesNotSettleARequest() async throws {

@@ -174,6 +174,10 @@ public final class Agent: Sendable {
     private func cameOnline(_ bound: String) async throws {
         state.withLock { $0.boundJID = bound; $0.greeted.removeAll() }
         boundJIDSink.withLock { $0 = bound }
+        // A resource that asked for its roster is one the server passes contact requests to
+        // (RFC 6121 §3.1.3), including those that waited while we were away. The answer
+        // itself is not needed.
+        connection.send(Stanza.iq(.get, to: nil, payload: XMLElement("query", xmlns: NS.roster)))
         connection.send(Stanza.presence())
         await directory.setOnline(bound, true)
         do {
@@ -252,6 +256,15 @@ public final class Agent: Sendable {
         case "iq":
             await router.withLock({ $0 }).handle(stanza) { [connection] reply in connection.send(reply) }
         case "presence":
+            if stanza.type == "subscribe", let from = stanza.from {
+                // Someone adds the agent to their contacts (a chat client's "add contact"):
+                // a trusted JID then sees it online and can run its commands from the roster;
+                // anyone else is told no at once rather than left pending.
+                let answer = settings.trusts(from) ? "subscribed" : "unsubscribed"
+                logger.info("\(answer == "subscribed" ? "accepted" : "refused") the contact request of \(from)")
+                connection.send(Stanza.presence(type: answer, to: JID(from)?.bare ?? from))
+                return
+            }
             guard let from = stanza.from, from != jid, JID(from)?.resource != nil else { return }
             switch stanza.type {
             case nil:

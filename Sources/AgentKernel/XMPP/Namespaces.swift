@@ -10,6 +10,7 @@ public enum NS {
     public static let pubsubErrors = "http://jabber.org/protocol/pubsub#errors"
     public static let ping = "urn:xmpp:ping"
     public static let version = "jabber:iq:version"
+    public static let roster = "jabber:iq:roster"
     public static let stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
     public static let json = "urn:xmpp:json:0"
     /// XEP-0203: a stanza stored and delivered later (offline messages).
