@@ -21,7 +21,11 @@ public final class DebianImageBuilder: ImageBuilder {
     /// directly and would only pay for initramfs-tools hooks.
     func bootstrap(_ root: URL, recipe: Recipe, snapshot: Snapshot, sde: Int) throws {
         let include = recipe.packages.filter { !$0.hasPrefix("linux-image-") }
-        var argv = ["mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
+        // In a mount namespace of its own: in root mode mmdebstrap mounts /proc, /sys and /dev
+        // into the new root, and killed (a cancel, a time limit, a crash) it would leave them
+        // mounted on the host — under a directory that is then removed.
+        var argv = ["unshare", "--mount", "--propagation", "private",
+                    "mmdebstrap", "--variant=apt", "--mode=root", "--quiet",
                     "--aptopt=Acquire::Languages \"none\"", "--aptopt=Apt::Install-Recommends \"false\""]
         if !include.isEmpty { argv.append("--include=" + include.joined(separator: ",")) }
         // The image must not carry the build host: mmdebstrap copies the host's resolv.conf in
