@@ -80,11 +80,37 @@ import Testing
         #expect(result.status != 0)
     }
 
+    /// A command outlives the thread that started it. Linux sends the parent-death signal
+    /// (`setpriv --pdeathsig`) when the spawning *thread* ends, and the threads of Swift's pool
+    /// end after a few idle seconds: here every job runs on a thread of its own that ends
+    /// shortly after, so a command spawned from the calling thread was killed at once.
+    @Test func aCommandOutlivesTheThreadThatStartedIt() async throws {
+        let result = try await withTaskExecutorPreference(ThreadPerJobExecutor()) {
+            try await ProcessRunner().run(["/bin/sh", "-c", "sleep 1; echo slept"], timeout: 20)
+        }
+        #expect(result.status == 0)
+        #expect(result.output == "slept\n")
+    }
+
     /// Past `maxOutput`, the end is kept.
     @Test func longOutputKeepsItsEnd() async throws {
         let result = try await ProcessRunner().run(["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END"],
                                                    timeout: 20, maxOutput: 1000)
         #expect(result.output.utf8.count == 1000)
         #expect(result.output.hasSuffix("xxx\nEND\n"))
+    }
+}
+
+/// Runs each job on a new thread that ends soon after the job is done (or suspends), as an
+/// idle thread of the pool does. It lingers a little first: a thread that ended before the
+/// child had set its parent-death signal (setpriv does so after the spawn) would not kill it.
+final class ThreadPerJobExecutor: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        Thread.detachNewThread {
+            job.runSynchronously(on: executor)
+            usleep(300_000)
+        }
     }
 }

@@ -33,8 +33,6 @@ public struct ProcessRunner: Sendable {
         for victim in all { kill(victim, SIGKILL) }
     }
 
-    static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
-
     /// Allowed `timeout`, in seconds: up to a week.
     public static let timeoutRange: ClosedRange<Double> = 0.001...604_800
 
@@ -42,12 +40,6 @@ public struct ProcessRunner: Sendable {
                     timeout: Double, maxOutput: Int = 1 << 20) async throws -> Result {
         let timeoutMilliseconds = Int(try NumberArgument.checked(timeout, "timeout", in: Self.timeoutRange, unit: "seconds") * 1000)
         let process = Process()
-        var argv = argv
-        if Self.setpriv != nil {
-            // If the agent is killed, its tools die with it instead of finishing a step whose
-            // result nobody will record (the step reruns when the agent comes back).
-            argv = [Self.setpriv!, "--pdeathsig", "KILL", "--"] + argv
-        }
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
         process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
         if let environment { process.environment = environment }
@@ -62,7 +54,7 @@ public struct ProcessRunner: Sendable {
             finished.withLock { $0 = true }
             exited.continuation.finish()
         }
-        try process.runWithCleanSignals()
+        try process.runBoundToThisProcess()  // dies with the agent
         // One reader, to the end of the output (every writer gone), on a thread of its own: a
         // readability handler cleared after the exit could still hold a last chunk (an error
         // message on stderr) and add it after the result was taken — the log tail then lacked it.
