@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CStrophe", pkgConfig: "libstrophe",
                        providers: [.apt(["libstrophe-dev"])]),
         .target(name: "AgentKernel", dependencies: [
-            "CStrophe",
+            "CStrophe", "ChildProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),

@@ -135,18 +135,19 @@ public final class VMTester: Sendable {
             "-drive", "file=\(seed.path),format=raw,if=virtio,readonly=on",
         ]
         let run = try QemuRun.start(argv)
-        let finished = run.wait(timeout: TimeInterval(context.maxLifetime))
+        let end = run.wait(timeout: TimeInterval(context.maxLifetime))
         let total = Date().timeIntervalSince(run.started)
-        let log = run.console.text
         let outcome: VMOutcome
-        if !finished {
+        if end != .exited {
             run.kill()
+            if end == .cancelled { throw ToolError(tool: argv[0], argv: argv, reason: .cancelled, stderrTail: Tool.tail(run.stderr.text)) }
             outcome = .killedAtMaxLifetime(seconds: context.maxLifetime)
         } else if run.status != 0 {
             outcome = .qemuFailed(status: run.status, stderr: Tool.tail(run.stderr.text))
         } else {
             outcome = .poweredOff
         }
+        let log = run.console.text
         try? Data(log.utf8).write(to: workDir.appendingPathComponent("\(name)-serial.log"))
         let tap = TAPResult.parse(log)
         let error: String? = switch outcome {
@@ -204,7 +205,7 @@ final class QemuRun: @unchecked Sendable {
         r.process.standardError = err
         let exited = r.exited
         r.process.terminationHandler = { _ in exited.signal() }
-        do { try r.process.runWithCleanSignals() } catch {
+        do { try r.process.runBoundToThisProcess() } catch {
             throw ToolError(tool: argv[0], argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         // A reader per pipe, to end of file, on threads of their own: the console is watched as
@@ -222,16 +223,16 @@ final class QemuRun: @unchecked Sendable {
         return r
     }
 
-    /// False if the process was still running after `timeout`.
-    func wait(timeout: TimeInterval) -> Bool {
-        let ok = exited.wait(timeout: .now() + timeout) == .success
-        if ok { drain() }
-        return ok
+    /// Waits for qemu to end, up to `timeout` or a cancel of the work on this thread.
+    func wait(timeout: TimeInterval) -> Tool.End {
+        let end = Tool.waitForExit(exited, timeout: timeout)
+        if end == .exited { drain() }
+        return end
     }
 
+    /// Kills qemu's process group; waits for its end (bounded: see `Tool.stop`) and its output.
     func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        exited.wait()
+        _ = Tool.stop(process.processIdentifier, exited: exited, gently: false)
         drain()
     }
 

@@ -1,4 +1,6 @@
+import AgentKernel
 import Agents
+import ApplianceEngine
 import Foundation
 import Testing
 
@@ -98,6 +100,32 @@ import Testing
                                                    timeout: 20, maxOutput: 1000)
         #expect(result.output.utf8.count == 1000)
         #expect(result.output.hasSuffix("xxx\nEND\n"))
+    }
+}
+
+/// `offloaded` work (builds, snapshots, VM tests) and the tools it runs.
+@Suite struct OffloadedTests {
+    /// Cancelling the step's task (a workflow cancel, its time limit) kills the tool the
+    /// offloaded work is running, with what that started, and the step returns promptly; the
+    /// task's cancel used not to reach the thread, and the step ran to its end.
+    @Test func cancellingTheTaskStopsTheToolAndItsChildren() async throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("baton-job-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        let started = ContinuousClock.now
+        let step = Task {
+            try await offloaded { try Tool.run(["sh", "-c", "sleep 30 & echo $! > \(pidFile.path); sleep 30; wait"]) }
+        }
+        // Cancelled once the background job has started.
+        while !FileManager.default.fileExists(atPath: pidFile.path), ContinuousClock.now - started < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        step.cancel()
+        let result = await step.result
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(throws: ToolError.self) { try result.get() }
+        let job = try #require(Int32(String(decoding: try Data(contentsOf: pidFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let stat = (try? String(contentsOfFile: "/proc/\(job)/stat", encoding: .utf8)) ?? ""
+        #expect(stat.isEmpty || stat.contains(") Z "), "the background job \(job) still runs")
     }
 }
 

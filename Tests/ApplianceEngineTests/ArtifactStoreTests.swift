@@ -65,4 +65,24 @@ import Testing
         #expect { try Tool.run(["sleep", "30"], timeout: 1) } throws: { e in (e as? ToolError)?.reason == .timedOut(1) }
         #expect(Date().timeIntervalSince(t0) < 5)
     }
+
+    /// A timeout stops the tool's whole process group, not only the tool: a shell's background
+    /// job used to run on, holding the output pipe, so the run waited for it too.
+    @Test func aTimeoutStopsWhatTheToolStarted() throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("baton-job-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        let t0 = Date()
+        #expect { try Tool.run(["sh", "-c", "sleep 30 & echo $! > \(pidFile.path); sleep 30; wait"], timeout: 1) } throws: { e in
+            (e as? ToolError)?.reason == .timedOut(1)
+        }
+        #expect(Date().timeIntervalSince(t0) < 8)
+        let job = try #require(Int32(String(decoding: try Data(contentsOf: pidFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(!Self.isRunning(job), "the background job \(job) still runs")
+    }
+
+    /// Whether `pid` is there and not a zombie.
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
+    }
 }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Logging
 
@@ -52,9 +53,19 @@ public struct StepInvocation: Sendable {
 
 /// Runs blocking work (tools, file systems) on a thread of its own, so the cooperative
 /// thread pool that serves XMPP traffic never waits on it.
+///
+/// Cancelling the calling task (a workflow cancel, a time limit) kills the tool the work is
+/// running (`Tool.run` and the VM tester watch `ThreadCancel.current`) and fails any it would
+/// start next, so the work ends soon after with an error; it is still waited for, as the
+/// thread may hold files the step's caller is about to clean up.
 public func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    let cancel = ThreadCancel()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try cancel.installed(work) }) }
+        }
+    } onCancel: {
+        cancel.cancel()
     }
 }
 
