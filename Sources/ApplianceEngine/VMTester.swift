@@ -37,8 +37,12 @@ public struct VMTestReport: Sendable {
     public let tap: TAPResult
     public let junitXML: String
     public let serialLog: String
+    /// How many checks the guest was given.
+    public let expectedChecks: Int
 
-    public var passed: Bool { outcome == .poweredOff && tap.allOK }
+    /// Why the checks did not pass (see `TAPResult.failure(expecting:)`), or nil.
+    public var checkFailure: String? { tap.failure(expecting: expectedChecks) }
+    public var passed: Bool { outcome == .poweredOff && checkFailure == nil }
 }
 
 /// Boots kernel + initramfs + squashfs in qemu with direct kernel boot and no network,
@@ -151,14 +155,15 @@ public final class VMTester: Sendable {
         try? Data(log.utf8).write(to: workDir.appendingPathComponent("\(name)-serial.log"))
         let tap = TAPResult.parse(log)
         let error: String? = switch outcome {
-        case .poweredOff: nil
+        // A plan short of the checks given shows as no testcase at all otherwise.
+        case .poweredOff: tap.plan != nil && tap.plan != checks.count ? tap.failure(expecting: checks.count) : nil
         case .killedAtMaxLifetime(let s): "killed: max_lifetime of \(s) s exceeded"
         case let .qemuFailed(status, stderr): "qemu exited with status \(status): \(stderr)"
         }
         return VMTestReport(outcome: outcome, accelerator: accel, acceleratorNote: note,
                             bootSeconds: run.console.planSeen.map { $0.timeIntervalSince(run.started) },
                             totalSeconds: total, tap: tap, junitXML: tap.junitXML(suite: name, seconds: total, error: error),
-                            serialLog: log)
+                            serialLog: log, expectedChecks: checks.count)
     }
 }
 

@@ -23,7 +23,7 @@ extension HeavySuite {
             print("vm nocloud: accel \(r.accelerator) (\(r.acceleratorNote)), boot \(r.bootSeconds.map { String(format: "%.2f", $0) } ?? "-") s, total \(String(format: "%.2f", r.totalSeconds)) s")
             #expect(r.outcome == .poweredOff, "\(r.serialLog)")
             #expect(r.tap.plan == 4)
-            #expect(r.tap.allOK, "\(r.serialLog)")
+            #expect(r.checkFailure == nil, "\(r.serialLog)")
             #expect(r.passed)
             #expect(r.serialLog.contains("method=nocloud"))
             #expect(r.junitXML.contains("tests=\"4\" failures=\"0\""))
