@@ -10,6 +10,8 @@ public struct StepInvocation: Sendable {
     public let params: [String: JSONValue]
     /// Outputs of earlier steps, by step id.
     public let context: [String: [String: JSONValue]]
+    /// The ids of the steps before this one, in the workflow's order.
+    public let earlierSteps: [String]
     public let attempt: Int
     /// What happened so far (for provenance, e.g. a release manifest).
     public let trail: [WorkflowDocument.TrailEntry]
@@ -27,13 +29,14 @@ public struct StepInvocation: Sendable {
     public let progress: @Sendable (String) -> Void
 
     init(workflowID: String, workflowName: String, step: WorkflowDocument.Step, params: [String: JSONValue],
-         context: [String: [String: JSONValue]], attempt: Int, trail: [WorkflowDocument.TrailEntry], submitter: String,
+         context: [String: [String: JSONValue]], earlierSteps: [String], attempt: Int, trail: [WorkflowDocument.TrailEntry], submitter: String,
          workspace: URL, logger: Logger, progress: @escaping @Sendable (String) -> Void) {
         self.workflowID = workflowID
         self.workflowName = workflowName
         self.step = step
         self.params = params
         self.context = context
+        self.earlierSteps = earlierSteps
         self.attempt = attempt
         self.trail = trail
         self.submitter = submitter
@@ -45,9 +48,11 @@ public struct StepInvocation: Sendable {
     /// The `with:` value of this step, else a workflow parameter of the same name.
     public func argument(_ name: String) -> JSONValue? { step.with[name] ?? params[name] }
 
-    /// The most recent output called `name` among earlier steps.
+    /// The most recent output called `name` among earlier steps: walked back from this step
+    /// in the workflow's order (`context` alone, a dictionary, has none — which of two steps
+    /// answered varied from one agent process to the next).
     public func earlierOutput(_ name: String) -> JSONValue? {
-        context.values.compactMap { $0[name] }.first
+        earlierSteps.reversed().lazy.compactMap { context[$0]?[name] }.first
     }
 }
 
