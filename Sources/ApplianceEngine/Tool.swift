@@ -5,7 +5,10 @@ import Foundation
 public struct ToolOutput: Sendable {
     public let stdout: Data
     public let stderr: Data
-    public let status: Int32
+    /// How the tool ended (exit status or signal).
+    public let end: ProcessEnd
+    /// Its exit status, or 128 + the signal that killed it.
+    public var status: Int32 { end.status }
     public var stdoutString: String { String(decoding: stdout, as: UTF8.self) }
     public var stderrString: String { String(decoding: stderr, as: UTF8.self) }
 }
@@ -16,7 +19,8 @@ public struct ToolError: Error, CustomStringConvertible, Sendable {
     public enum Reason: Sendable, Equatable {
         case notFound
         case launchFailed(String)
-        case exitStatus(Int32)
+        /// Ended other than with status 0 (exited, or killed by a signal).
+        case ended(ProcessEnd)
         case timedOut(TimeInterval)
         /// Its step was cancelled (a workflow cancel, a time limit): the tool was killed.
         case cancelled
@@ -31,7 +35,7 @@ public struct ToolError: Error, CustomStringConvertible, Sendable {
         switch reason {
         case .notFound: what = "not found in PATH (install it with apt-get)"
         case .launchFailed(let e): what = "could not be started: \(e)"
-        case .exitStatus(let s): what = "exited with status \(s)"
+        case .ended(let end): what = "\(end)"
         case .timedOut(let t): what = "timed out after \(Int(t)) s and was killed"
         case .cancelled: what = "was killed: its step was cancelled"
         }
@@ -120,14 +124,14 @@ public enum Tool {
             for pipe in [outPipe, errPipe] { try? pipe.fileHandleForReading.close() }
         }
         // The status only once Process has seen the end (it traps otherwise).
-        let output = ToolOutput(stdout: outBox.data, stderr: errBox.data, status: ended ? process.terminationStatus : -1)
+        let output = ToolOutput(stdout: outBox.data, stderr: errBox.data, end: ended ? ProcessEnd(process) : .exited(-1))
         switch end {
         case .timedOut: throw ToolError(tool: name, argv: argv, reason: .timedOut(timeout ?? 0), stderrTail: tail(output.stderrString))
         case .cancelled: throw ToolError(tool: name, argv: argv, reason: .cancelled, stderrTail: tail(output.stderrString))
         case .exited: break
         }
         if checkStatus && output.status != 0 {
-            throw ToolError(tool: name, argv: argv, reason: .exitStatus(output.status), stderrTail: tail(output.stderrString))
+            throw ToolError(tool: name, argv: argv, reason: .ended(output.end), stderrTail: tail(output.stderrString))
         }
         return output
     }

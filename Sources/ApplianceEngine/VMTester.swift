@@ -23,7 +23,7 @@ public enum VMOutcome: Sendable, Equatable {
     /// The VM outlived max_lifetime and was killed.
     case killedAtMaxLifetime(seconds: Int)
     /// qemu exited with an error before the guest finished.
-    case qemuFailed(status: Int32, stderr: String)
+    case qemuFailed(end: ProcessEnd, stderr: String)
 }
 
 public struct VMTestReport: Sendable {
@@ -146,8 +146,8 @@ public final class VMTester: Sendable {
             run.kill()
             if end == .cancelled { throw ToolError(tool: argv[0], argv: argv, reason: .cancelled, stderrTail: Tool.tail(run.stderr.text)) }
             outcome = .killedAtMaxLifetime(seconds: context.maxLifetime)
-        } else if run.status != 0 {
-            outcome = .qemuFailed(status: run.status, stderr: Tool.tail(run.stderr.text))
+        } else if run.end != .exited(0) {
+            outcome = .qemuFailed(end: run.end, stderr: Tool.tail(run.stderr.text))
         } else {
             outcome = .poweredOff
         }
@@ -158,7 +158,7 @@ public final class VMTester: Sendable {
         // A plan short of the checks given shows as no testcase at all otherwise.
         case .poweredOff: tap.plan != nil && tap.plan != checks.count ? tap.failure(expecting: checks.count) : nil
         case .killedAtMaxLifetime(let s): "killed: max_lifetime of \(s) s exceeded"
-        case let .qemuFailed(status, stderr): "qemu exited with status \(status): \(stderr)"
+        case let .qemuFailed(end, stderr): "qemu \(end): \(stderr)"
         }
         return VMTestReport(outcome: outcome, accelerator: accel, acceleratorNote: note,
                             bootSeconds: run.console.planSeen.map { $0.timeIntervalSince(run.started) },
@@ -250,5 +250,5 @@ final class QemuRun: @unchecked Sendable {
         for handle in handles.withLock({ h in defer { h = [] }; return h }) { try? handle.close() }
     }
 
-    var status: Int32 { process.terminationStatus }
+    var end: ProcessEnd { ProcessEnd(process) }
 }

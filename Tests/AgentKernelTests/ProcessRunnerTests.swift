@@ -94,6 +94,13 @@ import Testing
         #expect(result.output == "slept\n")
     }
 
+    /// A command killed by a signal says so (shell.run's message is "command killed by SIGKILL").
+    @Test func aSignalIsReportedAsOne() async throws {
+        let result = try await ProcessRunner().run(["/bin/sh", "-c", "kill -KILL $$"], timeout: 20)
+        #expect("\(result.end)" == "killed by SIGKILL")
+        #expect(result.status == 137)
+    }
+
     /// Past `maxOutput`, the end is kept.
     @Test func longOutputKeepsItsEnd() async throws {
         let result = try await ProcessRunner().run(["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END"],

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Testing
 @testable import ApplianceEngine
@@ -58,6 +59,17 @@ import Testing
         let before = open()
         for _ in 0..<100 { _ = try Tool.run(["sh", "-c", "echo out; echo err >&2"]) }
         #expect(open() - before < 20, "\(open() - before) more descriptors open after 100 runs")
+    }
+
+    /// A tool killed by a signal (the OOM killer's SIGKILL) is reported so, by the signal's
+    /// name: Foundation gives the signal's number as the status, and it read "exited with status 9".
+    @Test func aSignalIsNamedNotTakenForAStatus() {
+        #expect { try Tool.run(["sh", "-c", "kill -KILL $$"]) } throws: { e in
+            (e as? ToolError)?.reason == .ended(.killed(signal: 9)) && "\(e)".hasPrefix("sh killed by SIGKILL")
+        }
+        #expect(ProcessEnd.killed(signal: 15).status == 143)
+        #expect("\(ProcessEnd.killed(signal: 15))" == "killed by SIGTERM" && ProcessEnd.signalName(31) == "SIGSYS")
+        #expect(ProcessEnd.signalName(40) == "signal 40")
     }
 
     @Test func timeoutKills() {

@@ -26,7 +26,7 @@ public struct ShellModule: StepRunner {
                                                    directory: invocation.workspace, timeout: timeout)
         if result.timedOut { throw StepFailure("command timed out after \(timeout) s: \(command)", logTail: result.tail) }
         guard result.status == 0 else {
-            throw StepFailure("command exited with status \(result.status): \(command)", logTail: result.tail)
+            throw StepFailure("command \(result.end): \(command)", logTail: result.tail)
         }
         return StepOutcome(outputs: ["exit_status": .number(0), "output": .string(String(result.output.suffix(4096)))],
                            logTail: result.tail)

@@ -58,8 +58,8 @@ public struct TestModule: StepRunner {
         switch report.outcome {
         case .killedAtMaxLifetime(let seconds):
             throw StepFailure("VM killed at max_lifetime (\(seconds) s) on \(report.accelerator.rawValue.uppercased()); \(report.tap.lines.count) checks reported", logTail: tail)
-        case .qemuFailed(let status, let stderr):
-            throw StepFailure("qemu failed (status \(status)): \(stderr.suffix(300))", logTail: tail)
+        case .qemuFailed(let end, let stderr):
+            throw StepFailure("qemu failed (\(end)): \(stderr.suffix(300))", logTail: tail)
         case .poweredOff:
             if let failure = report.checkFailure { throw StepFailure("VM checks failed: \(failure)", logTail: tail) }
         }
