@@ -60,9 +60,10 @@ public enum Tool {
         return nil
     }
 
-    /// Environment of the current process plus `overrides`, with the sbin dirs on PATH.
+    /// Environment of the current process (less its secrets) plus `overrides`, with the sbin
+    /// dirs on PATH.
     static func environment(_ overrides: [String: String]?) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
+        var env = ChildEnvironment.inherited
         env["PATH"] = ((env["PATH"].map { [$0] } ?? []) + extraPath).joined(separator: ":")
         env["LC_ALL"] = "C"  // stable, parseable tool output
         for (k, v) in overrides ?? [:] { env[k] = v }

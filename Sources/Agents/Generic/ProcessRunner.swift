@@ -45,7 +45,7 @@ public struct ProcessRunner: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
         process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
-        if let environment { process.environment = environment }
+        process.environment = environment ?? ChildEnvironment.inherited
         if let directory { process.currentDirectoryURL = directory }
         let pipe = Pipe()
         process.standardOutput = pipe

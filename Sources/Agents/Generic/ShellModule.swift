@@ -1,4 +1,5 @@
 import AgentKernel
+import ChildProcess
 import Foundation
 
 /// `shell.run`: runs a command in the step's workspace with a timeout; output captured, its
@@ -17,7 +18,7 @@ public struct ShellModule: StepRunner {
             throw StepFailure("shell.run needs 'command' (a shell command line)")
         }
         let timeout = invocation.argument("timeout")?.number ?? 300
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ChildEnvironment.inherited
         environment["BATON_WORKFLOW"] = invocation.workflowID
         environment["BATON_STEP"] = invocation.step.id
         for (key, value) in invocation.params { environment[Self.environmentName(param: key)] = Self.environmentText(value) }
