@@ -65,15 +65,16 @@ public final class VMTester: Sendable {
     }
 
     /// KVM only if /dev/kvm exists and a probe boot (initramfs reached, then power off)
-    /// finishes in time: on some hosts a KVM guest hangs instead of failing.
-    public func accelerator(image: VMImage) -> (Accelerator, String) {
-        Self.probeResult.withLock { cached in
+    /// finishes in time: on some hosts a KVM guest hangs instead of failing. Throws if the
+    /// probe was cancelled (its step was): nothing is learnt, and nothing kept.
+    public func accelerator(image: VMImage) throws -> (Accelerator, String) {
+        try Self.probeResult.withLock { cached in
             if let cached { return cached }
             if let remembered = rememberedProbe() {
                 cached = remembered
                 return remembered
             }
-            let r = probe(image)
+            let r = try probe(image)
             remember(r)
             cached = r
             return r
@@ -103,7 +104,7 @@ public final class VMTester: Sendable {
         try? JSONEncoder().encode(record).write(to: probeFile, options: .atomic)
     }
 
-    func probe(_ image: VMImage) -> (Accelerator, String) {
+    func probe(_ image: VMImage) throws -> (Accelerator, String) {
         guard FileManager.default.fileExists(atPath: "/dev/kvm") else { return (.tcg, "no /dev/kvm") }
         let argv = baseArgs(.kvm, memoryMB: 128) + ["-kernel", image.kernel.path, "-initrd", image.initramfs.path,
                                                   "-append", "console=ttyS0 quiet panic=-1 baton.probe"]
@@ -115,6 +116,7 @@ public final class VMTester: Sendable {
             }
             return (.tcg, "KVM probe boot did not reach the initramfs; using TCG")
         } catch let e as ToolError {
+            if e.reason == .cancelled { throw e }  // not a verdict on KVM: remembered, it would hold for the boot
             if case .timedOut = e.reason { return (.tcg, "KVM probe boot hung (> \(Int(kvmProbeTimeout)) s); using TCG") }
             return (.tcg, "KVM probe failed (\(e.reason)); using TCG")
         } catch {
@@ -125,7 +127,7 @@ public final class VMTester: Sendable {
     /// Boots the image once with `checks` delivered as user data in `context.method` form.
     public func run(image: VMImage, checks: [Recipe.VMCheck], context: Recipe.Context, name: String,
                     accelerator forced: Accelerator? = nil) throws -> VMTestReport {
-        let (accel, note) = forced.map { ($0, "forced by caller") } ?? accelerator(image: image)
+        let (accel, note) = try forced.map { ($0, "forced by caller") } ?? accelerator(image: image)
         let dir = workDir.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Testing
 @testable import ApplianceEngine
@@ -63,6 +64,20 @@ extension HeavySuite {
             #expect(r.tap.plan == 1 && r.tap.lines.isEmpty, "guest should have started the check: \(r.serialLog)")
             #expect(!r.passed)
             #expect(r.junitXML.contains("max_lifetime of 15 s exceeded"))
+        }
+    }
+}
+
+@Suite struct KVMProbeTests {
+    /// A probe cut short by its step's cancel is no verdict on KVM: it throws, where it used to
+    /// answer TCG ("probe failed") — an answer `accelerator` keeps for the rest of the host's boot.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/kvm")))
+    func aCancelledProbeGivesNoAnswer() throws {
+        let none = URL(fileURLWithPath: "/nonexistent")
+        let cancel = ThreadCancel()
+        cancel.cancel()
+        #expect { try cancel.installed { try VMTester(workDir: none).probe(VMImage(kernel: none, initramfs: none, rootfs: none)) } } throws: { e in
+            (e as? ToolError)?.reason == .cancelled
         }
     }
 }
