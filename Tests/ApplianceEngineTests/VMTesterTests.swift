@@ -65,6 +65,40 @@ extension HeavySuite {
             #expect(!r.passed)
             #expect(r.junitXML.contains("max_lifetime of 15 s exceeded"))
         }
+
+        /// A cancel of the step (workflow cancel, time limit) reaches the VM: qemu is killed
+        /// and the run ends at once, where it used to wait out max_lifetime.
+        @Test func aCancelledRunKillsQemu() async throws {
+            let ctx = Recipe.Context(method: .nocloud, hostname: "ctx-vm", maxLifetime: 120)
+            let checks = [Recipe.VMCheck(name: "hangs", run: "sleep 100000")]
+            let (tester, image, name) = (try tester(), try image(), "cancel-\(UUID().uuidString.prefix(8))")
+            let cancel = ThreadCancel()
+            let started = Date()
+            let run = Task {
+                try await withCheckedThrowingContinuation { continuation in
+                    Thread.detachNewThread {
+                        continuation.resume(with: Result { try cancel.installed { try tester.run(image: image, checks: checks, context: ctx, name: name) } })
+                    }
+                }
+            }
+            // Cancelled once qemu runs (its command line names the run).
+            while Self.qemuRunning(name) == false, Date().timeIntervalSince(started) < 30 { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(Self.qemuRunning(name))
+            cancel.cancel()
+            await #expect { try await run.value } throws: { ($0 as? ToolError)?.reason == .cancelled }
+            #expect(Date().timeIntervalSince(started) < 60)
+            #expect(!Self.qemuRunning(name))
+        }
+
+        /// Whether a live (not zombie) process has `name` on its command line.
+        static func qemuRunning(_ name: String) -> Bool {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { pid in
+                guard Int(pid) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                      String(decoding: cmdline, as: UTF8.self).contains(name), String(decoding: cmdline, as: UTF8.self).contains("qemu"),
+                      let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+                return !stat.contains(") Z ")
+            }
+        }
     }
 }
 
