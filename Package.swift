@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CStrophe", pkgConfig: "libstrophe",
                        providers: [.apt(["libstrophe-dev"])]),
         .target(name: "AgentKernel", dependencies: [
-            "CStrophe",
+            "CStrophe", "ChildProcess",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -51,7 +51,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "agentd", dependencies: [
-            "AgentKernel", "Agents",
+            "AgentKernel", "Agents", "ChildProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

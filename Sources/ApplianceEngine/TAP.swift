@@ -10,12 +10,25 @@ public struct TAPResult: Sendable, Equatable {
         public var diagnostics: [String]
     }
     public var plan: Int?
+    /// What followed `#` on the plan line (`SKIP no contextualisation disk`).
+    public var planComment: String?
     public var lines: [Line] = []
 
-    /// True only with a plan, every planned test present, and all ok.
-    public var allOK: Bool {
-        guard let plan, plan == lines.count else { return false }
-        return lines.allSatisfy(\.ok)
+    /// Why the run fails when the recipe asked for `expected` checks, or nil if it passes:
+    /// a plan of exactly `expected`, every planned test reported, all ok. Measured against
+    /// the recipe, not the guest's own plan: a guest that finds no contextualisation disk
+    /// plans nothing (`1..0 # SKIP`), and that passed with no check run.
+    public func failure(expecting expected: Int) -> String? {
+        guard let plan else { return "no TAP plan printed" }
+        guard plan == expected else {
+            return "the guest planned \(plan) of the recipe's \(expected) checks" + (planComment.map { " (\($0))" } ?? "")
+        }
+        let failed = lines.filter { !$0.ok }.map(\.description)
+        let missing = plan - lines.count
+        guard !failed.isEmpty || missing != 0 else { return nil }
+        return [failed.isEmpty ? nil : failed.joined(separator: ", "),
+                missing > 0 ? "\(missing) never reported" : nil,
+                missing < 0 ? "\(-missing) more reported than planned" : nil].compactMap { $0 }.joined(separator: "; ")
     }
 
     /// Parses TAP out of a console log that also holds kernel and init messages.
@@ -25,6 +38,9 @@ public struct TAPResult: Sendable, Equatable {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if r.plan == nil, line.hasPrefix("1.."), let n = Int(line.dropFirst(3).prefix { $0.isNumber }) {
                 r.plan = n
+                if let hash = line.firstIndex(of: "#") {
+                    r.planComment = line[line.index(after: hash)...].trimmingCharacters(in: .whitespaces)
+                }
             } else if let m = parseResult(line) {
                 r.lines.append(m)
             } else if line.hasPrefix("# "), !r.lines.isEmpty, !line.hasPrefix("# baton-context") {

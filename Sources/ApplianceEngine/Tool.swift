@@ -5,7 +5,10 @@ import Foundation
 public struct ToolOutput: Sendable {
     public let stdout: Data
     public let stderr: Data
-    public let status: Int32
+    /// How the tool ended (exit status or signal).
+    public let end: ProcessEnd
+    /// Its exit status, or 128 + the signal that killed it.
+    public var status: Int32 { end.status }
     public var stdoutString: String { String(decoding: stdout, as: UTF8.self) }
     public var stderrString: String { String(decoding: stderr, as: UTF8.self) }
 }
@@ -16,8 +19,11 @@ public struct ToolError: Error, CustomStringConvertible, Sendable {
     public enum Reason: Sendable, Equatable {
         case notFound
         case launchFailed(String)
-        case exitStatus(Int32)
+        /// Ended other than with status 0 (exited, or killed by a signal).
+        case ended(ProcessEnd)
         case timedOut(TimeInterval)
+        /// Its step was cancelled (a workflow cancel, a time limit): the tool was killed.
+        case cancelled
     }
     public let tool: String
     public let argv: [String]
@@ -29,8 +35,9 @@ public struct ToolError: Error, CustomStringConvertible, Sendable {
         switch reason {
         case .notFound: what = "not found in PATH (install it with apt-get)"
         case .launchFailed(let e): what = "could not be started: \(e)"
-        case .exitStatus(let s): what = "exited with status \(s)"
+        case .ended(let end): what = "\(end)"
         case .timedOut(let t): what = "timed out after \(Int(t)) s and was killed"
+        case .cancelled: what = "was killed: its step was cancelled"
         }
         let tail = stderrTail.isEmpty ? "" : "\n--- stderr tail ---\n\(stderrTail)"
         return "\(tool) \(what) (argv: \(argv.joined(separator: " ")))\(tail)"
@@ -53,9 +60,10 @@ public enum Tool {
         return nil
     }
 
-    /// Environment of the current process plus `overrides`, with the sbin dirs on PATH.
+    /// Environment of the current process (less its secrets) plus `overrides`, with the sbin
+    /// dirs on PATH.
     static func environment(_ overrides: [String: String]?) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
+        var env = ChildEnvironment.inherited
         env["PATH"] = ((env["PATH"].map { [$0] } ?? []) + extraPath).joined(separator: ":")
         env["LC_ALL"] = "C"  // stable, parseable tool output
         for (k, v) in overrides ?? [:] { env[k] = v }
@@ -84,7 +92,10 @@ public enum Tool {
 
         let done = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in done.signal() }
-        do { try process.runWithCleanSignals() } catch {
+        if ThreadCancel.current?.isCancelled == true {
+            throw ToolError(tool: name, argv: argv, reason: .cancelled, stderrTail: "")
+        }
+        do { try process.runBoundToThisProcess() } catch {
             throw ToolError(tool: name, argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         // Drain both pipes concurrently: a tool filling one pipe while we block on the other
@@ -102,32 +113,55 @@ public enum Tool {
                 try? inPipe.fileHandleForWriting.close()
             }
         }
-        var timedOut = false
-        if let timeout {
-            if done.wait(timeout: .now() + timeout) == .timedOut {
-                timedOut = true
-                kill(process.processIdentifier, SIGTERM)
-                if done.wait(timeout: .now() + 3) == .timedOut {
-                    kill(process.processIdentifier, SIGKILL)
-                    done.wait()
-                }
-            }
-        } else {
-            done.wait()
+        let end = waitForExit(done, timeout: timeout)
+        let ended = end == .exited || stop(process.processIdentifier, exited: done, gently: end == .timedOut)
+        // After a stop, bounded: a process that left the group may still hold a pipe. Its
+        // handles are then left open (closing one under a blocked reader could have it read
+        // another file that reused the number).
+        if readers.wait(timeout: end == .exited ? .distantFuture : .now() + 5) == .success {
+            // Closed here, not left to the handles' deallocation: Foundation's Process keeps its
+            // pipes alive, and each run left two descriptors open — an agent running a few hundred
+            // tools passed 1024, where libstrophe's select() aborts the process.
+            for pipe in [outPipe, errPipe] { try? pipe.fileHandleForReading.close() }
         }
-        readers.wait()
-        // Closed here, not left to the handles' deallocation: Foundation's Process keeps its
-        // pipes alive, and each run left two descriptors open — an agent running a few hundred
-        // tools passed 1024, where libstrophe's select() aborts the process.
-        for pipe in [outPipe, errPipe] { try? pipe.fileHandleForReading.close() }
-        let output = ToolOutput(stdout: outBox.data, stderr: errBox.data, status: process.terminationStatus)
-        if timedOut {
-            throw ToolError(tool: name, argv: argv, reason: .timedOut(timeout ?? 0), stderrTail: tail(output.stderrString))
+        // The status only once Process has seen the end (it traps otherwise).
+        let output = ToolOutput(stdout: outBox.data, stderr: errBox.data, end: ended ? ProcessEnd(process) : .exited(-1))
+        switch end {
+        case .timedOut: throw ToolError(tool: name, argv: argv, reason: .timedOut(timeout ?? 0), stderrTail: tail(output.stderrString))
+        case .cancelled: throw ToolError(tool: name, argv: argv, reason: .cancelled, stderrTail: tail(output.stderrString))
+        case .exited: break
         }
         if checkStatus && output.status != 0 {
-            throw ToolError(tool: name, argv: argv, reason: .exitStatus(output.status), stderrTail: tail(output.stderrString))
+            throw ToolError(tool: name, argv: argv, reason: .ended(output.end), stderrTail: tail(output.stderrString))
         }
         return output
+    }
+
+    enum End { case exited, timedOut, cancelled }
+
+    /// Waits for `exited` (a termination handler's signal) up to `timeout`, or until the work
+    /// on this thread is cancelled (`ThreadCancel`), looking every 0.1 s.
+    static func waitForExit(_ exited: DispatchSemaphore, timeout: TimeInterval?) -> End {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let cancel = ThreadCancel.current
+        while exited.wait(timeout: .now() + 0.1) == .timedOut {
+            if cancel?.isCancelled == true { return .cancelled }
+            if let deadline, Date() >= deadline { return .timedOut }
+        }
+        return .exited
+    }
+
+    /// Stops the process group led by `pid` (`Process` makes each child a group leader): the
+    /// whole group, as a shell's children would run on and hold its output pipes. `gently`
+    /// (a timeout): SIGTERM first, SIGKILL after 3 s. Whether the end was then reported,
+    /// waiting 5 s at most: a process that left the group can hold Process's report back.
+    static func stop(_ pid: Int32, exited: DispatchSemaphore, gently: Bool) -> Bool {
+        if gently {
+            kill(-pid, SIGTERM)
+            if exited.wait(timeout: .now() + 3) == .success { return true }
+        }
+        kill(-pid, SIGKILL)
+        return exited.wait(timeout: .now() + 5) == .success
     }
 
     static func tail(_ s: String, lines: Int = 15) -> String {

@@ -23,7 +23,7 @@ public enum VMOutcome: Sendable, Equatable {
     /// The VM outlived max_lifetime and was killed.
     case killedAtMaxLifetime(seconds: Int)
     /// qemu exited with an error before the guest finished.
-    case qemuFailed(status: Int32, stderr: String)
+    case qemuFailed(end: ProcessEnd, stderr: String)
 }
 
 public struct VMTestReport: Sendable {
@@ -37,8 +37,12 @@ public struct VMTestReport: Sendable {
     public let tap: TAPResult
     public let junitXML: String
     public let serialLog: String
+    /// How many checks the guest was given.
+    public let expectedChecks: Int
 
-    public var passed: Bool { outcome == .poweredOff && tap.allOK }
+    /// Why the checks did not pass (see `TAPResult.failure(expecting:)`), or nil.
+    public var checkFailure: String? { tap.failure(expecting: expectedChecks) }
+    public var passed: Bool { outcome == .poweredOff && checkFailure == nil }
 }
 
 /// Boots kernel + initramfs + squashfs in qemu with direct kernel boot and no network,
@@ -61,15 +65,16 @@ public final class VMTester: Sendable {
     }
 
     /// KVM only if /dev/kvm exists and a probe boot (initramfs reached, then power off)
-    /// finishes in time: on some hosts a KVM guest hangs instead of failing.
-    public func accelerator(image: VMImage) -> (Accelerator, String) {
-        Self.probeResult.withLock { cached in
+    /// finishes in time: on some hosts a KVM guest hangs instead of failing. Throws if the
+    /// probe was cancelled (its step was): nothing is learnt, and nothing kept.
+    public func accelerator(image: VMImage) throws -> (Accelerator, String) {
+        try Self.probeResult.withLock { cached in
             if let cached { return cached }
             if let remembered = rememberedProbe() {
                 cached = remembered
                 return remembered
             }
-            let r = probe(image)
+            let r = try probe(image)
             remember(r)
             cached = r
             return r
@@ -99,7 +104,7 @@ public final class VMTester: Sendable {
         try? JSONEncoder().encode(record).write(to: probeFile, options: .atomic)
     }
 
-    func probe(_ image: VMImage) -> (Accelerator, String) {
+    func probe(_ image: VMImage) throws -> (Accelerator, String) {
         guard FileManager.default.fileExists(atPath: "/dev/kvm") else { return (.tcg, "no /dev/kvm") }
         let argv = baseArgs(.kvm, memoryMB: 128) + ["-kernel", image.kernel.path, "-initrd", image.initramfs.path,
                                                   "-append", "console=ttyS0 quiet panic=-1 baton.probe"]
@@ -111,6 +116,7 @@ public final class VMTester: Sendable {
             }
             return (.tcg, "KVM probe boot did not reach the initramfs; using TCG")
         } catch let e as ToolError {
+            if e.reason == .cancelled { throw e }  // not a verdict on KVM: remembered, it would hold for the boot
             if case .timedOut = e.reason { return (.tcg, "KVM probe boot hung (> \(Int(kvmProbeTimeout)) s); using TCG") }
             return (.tcg, "KVM probe failed (\(e.reason)); using TCG")
         } catch {
@@ -121,7 +127,7 @@ public final class VMTester: Sendable {
     /// Boots the image once with `checks` delivered as user data in `context.method` form.
     public func run(image: VMImage, checks: [Recipe.VMCheck], context: Recipe.Context, name: String,
                     accelerator forced: Accelerator? = nil) throws -> VMTestReport {
-        let (accel, note) = forced.map { ($0, "forced by caller") } ?? accelerator(image: image)
+        let (accel, note) = try forced.map { ($0, "forced by caller") } ?? accelerator(image: image)
         let dir = workDir.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -135,29 +141,31 @@ public final class VMTester: Sendable {
             "-drive", "file=\(seed.path),format=raw,if=virtio,readonly=on",
         ]
         let run = try QemuRun.start(argv)
-        let finished = run.wait(timeout: TimeInterval(context.maxLifetime))
+        let end = run.wait(timeout: TimeInterval(context.maxLifetime))
         let total = Date().timeIntervalSince(run.started)
-        let log = run.console.text
         let outcome: VMOutcome
-        if !finished {
+        if end != .exited {
             run.kill()
+            if end == .cancelled { throw ToolError(tool: argv[0], argv: argv, reason: .cancelled, stderrTail: Tool.tail(run.stderr.text)) }
             outcome = .killedAtMaxLifetime(seconds: context.maxLifetime)
-        } else if run.status != 0 {
-            outcome = .qemuFailed(status: run.status, stderr: Tool.tail(run.stderr.text))
+        } else if run.end != .exited(0) {
+            outcome = .qemuFailed(end: run.end, stderr: Tool.tail(run.stderr.text))
         } else {
             outcome = .poweredOff
         }
+        let log = run.console.text
         try? Data(log.utf8).write(to: workDir.appendingPathComponent("\(name)-serial.log"))
         let tap = TAPResult.parse(log)
         let error: String? = switch outcome {
-        case .poweredOff: nil
+        // A plan short of the checks given shows as no testcase at all otherwise.
+        case .poweredOff: tap.plan != nil && tap.plan != checks.count ? tap.failure(expecting: checks.count) : nil
         case .killedAtMaxLifetime(let s): "killed: max_lifetime of \(s) s exceeded"
-        case let .qemuFailed(status, stderr): "qemu exited with status \(status): \(stderr)"
+        case let .qemuFailed(end, stderr): "qemu \(end): \(stderr)"
         }
         return VMTestReport(outcome: outcome, accelerator: accel, acceleratorNote: note,
                             bootSeconds: run.console.planSeen.map { $0.timeIntervalSince(run.started) },
                             totalSeconds: total, tap: tap, junitXML: tap.junitXML(suite: name, seconds: total, error: error),
-                            serialLog: log)
+                            serialLog: log, expectedChecks: checks.count)
     }
 }
 
@@ -204,7 +212,7 @@ final class QemuRun: @unchecked Sendable {
         r.process.standardError = err
         let exited = r.exited
         r.process.terminationHandler = { _ in exited.signal() }
-        do { try r.process.runWithCleanSignals() } catch {
+        do { try r.process.runBoundToThisProcess() } catch {
             throw ToolError(tool: argv[0], argv: argv, reason: .launchFailed("\(error)"), stderrTail: "")
         }
         // A reader per pipe, to end of file, on threads of their own: the console is watched as
@@ -222,16 +230,16 @@ final class QemuRun: @unchecked Sendable {
         return r
     }
 
-    /// False if the process was still running after `timeout`.
-    func wait(timeout: TimeInterval) -> Bool {
-        let ok = exited.wait(timeout: .now() + timeout) == .success
-        if ok { drain() }
-        return ok
+    /// Waits for qemu to end, up to `timeout` or a cancel of the work on this thread.
+    func wait(timeout: TimeInterval) -> Tool.End {
+        let end = Tool.waitForExit(exited, timeout: timeout)
+        if end == .exited { drain() }
+        return end
     }
 
+    /// Kills qemu's process group; waits for its end (bounded: see `Tool.stop`) and its output.
     func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        exited.wait()
+        _ = Tool.stop(process.processIdentifier, exited: exited, gently: false)
         drain()
     }
 
@@ -244,5 +252,5 @@ final class QemuRun: @unchecked Sendable {
         for handle in handles.withLock({ h in defer { h = [] }; return h }) { try? handle.close() }
     }
 
-    var status: Int32 { process.terminationStatus }
+    var end: ProcessEnd { ProcessEnd(process) }
 }

@@ -35,7 +35,7 @@ struct OCIRuntime: Sendable {
 
     /// Runs the bundle in the foreground (for runOnce) and returns its exit status.
     func runForeground(id: String, bundle: String, log: String, timeout: Double?) async throws -> ProcessResult {
-        try await Subprocess.run(cmd(["run", "--bundle", bundle, id]), stdoutPath: log, timeout: timeout,
+        try await Subprocess.run(cmd(["run", "--bundle", bundle, id]), stdoutPath: log, timeout: timeout, stopOnCancel: true,
                                  onTimeout: { await self.kill(id: id) })
     }
 

@@ -14,8 +14,12 @@ public struct ProcessResult: Sendable {
 /// output goes to a temp file so a chatty child can never fill a pipe and
 /// deadlock us.
 enum Subprocess {
-    /// Runs `argv`, waits, returns status and combined stdout+stderr.
-    static func run(_ argv: [String], stdoutPath: String? = nil, timeout: Double? = nil,
+    /// Runs `argv`, waits, returns status and combined stdout+stderr. With `stopOnCancel`, a
+    /// cancel of the calling task stops the child as a timeout does (`onTimeout`, e.g. `runc
+    /// kill`, then SIGKILL): a cancelled build step used to wait for its post script's
+    /// container to finish. Opt-in: the cleanup after a cancel (`runc delete`) runs in the
+    /// same cancelled task and must not be stopped.
+    static func run(_ argv: [String], stdoutPath: String? = nil, timeout: Double? = nil, stopOnCancel: Bool = false,
                     onTimeout: (@Sendable () async -> Void)? = nil) async throws -> ProcessResult {
         let nanoseconds = try NumberLimits.timeoutNanoseconds(timeout)
         let capture = stdoutPath ?? NSTemporaryDirectory() + "baton-sp-\(UUID().uuidString)"
@@ -34,23 +38,30 @@ enum Subprocess {
         proc.standardOutput = out
         proc.standardError = out
         let box = ProcessBox(proc)
-        let status: Int32 = try await withCheckedThrowingContinuation { cont in
+        let stop: @Sendable () async -> Void = {
+            await onTimeout?()
+            box.kill()
+        }
+        let status: Int32 = try await withTaskCancellationHandler { try await withCheckedThrowingContinuation { cont in
             proc.terminationHandler = { p in cont.resume(returning: p.terminationStatus) }
             do { try proc.runWithCleanSignals() } catch {
                 proc.terminationHandler = nil
                 cont.resume(throwing: LauncherError.ioFailure("cannot start \(argv[0]): \(error)"))
                 return
             }
+            // Cancelled before the start: the handler below found nothing running.
+            if stopOnCancel, Task.isCancelled { Task { await stop() } }
             if let nanoseconds {
                 Task {
                     try? await Task.sleep(nanoseconds: nanoseconds)
                     if box.isRunning {
                         box.timedOut = true
-                        await onTimeout?()
-                        box.kill()
+                        await stop()
                     }
                 }
             }
+        } } onCancel: {
+            if stopOnCancel { Task { await stop() } }
         }
         try? out.close()
         let text = stdoutPath == nil ? ((try? String(contentsOfFile: capture, encoding: .utf8)) ?? "") : ""

@@ -1,6 +1,7 @@
 import AgentKernel
 import Agents
 import ArgumentParser
+import ChildProcess
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -30,6 +31,9 @@ struct AgentDaemon: AsyncParsableCommand {
         let modules: [any AgentModule]
         do {
             settings = try AgentSettings.load(path: config)
+            // Read: gone from the environment, so that no process this agent starts (tools,
+            // containers, shell.run commands) inherits the password.
+            for name in ChildEnvironment.secrets { unsetenv(name) }
             modules = try settings.modules.map { try ModuleCatalog.make($0, settings: settings) }
         } catch let error as ConfigError {
             FileHandle.standardError.write("agentd: \(error)\n".data(using: .utf8)!)

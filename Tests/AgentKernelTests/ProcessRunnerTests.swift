@@ -1,4 +1,6 @@
+import AgentKernel
 import Agents
+import ApplianceEngine
 import Foundation
 import Testing
 
@@ -80,11 +82,70 @@ import Testing
         #expect(result.status != 0)
     }
 
+    /// A command outlives the thread that started it. Linux sends the parent-death signal
+    /// (`setpriv --pdeathsig`) when the spawning *thread* ends, and the threads of Swift's pool
+    /// end after a few idle seconds: here every job runs on a thread of its own that ends
+    /// shortly after, so a command spawned from the calling thread was killed at once.
+    @Test func aCommandOutlivesTheThreadThatStartedIt() async throws {
+        let result = try await withTaskExecutorPreference(ThreadPerJobExecutor()) {
+            try await ProcessRunner().run(["/bin/sh", "-c", "sleep 1; echo slept"], timeout: 20)
+        }
+        #expect(result.status == 0)
+        #expect(result.output == "slept\n")
+    }
+
+    /// A command killed by a signal says so (shell.run's message is "command killed by SIGKILL").
+    @Test func aSignalIsReportedAsOne() async throws {
+        let result = try await ProcessRunner().run(["/bin/sh", "-c", "kill -KILL $$"], timeout: 20)
+        #expect("\(result.end)" == "killed by SIGKILL")
+        #expect(result.status == 137)
+    }
+
     /// Past `maxOutput`, the end is kept.
     @Test func longOutputKeepsItsEnd() async throws {
         let result = try await ProcessRunner().run(["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo END"],
                                                    timeout: 20, maxOutput: 1000)
         #expect(result.output.utf8.count == 1000)
         #expect(result.output.hasSuffix("xxx\nEND\n"))
+    }
+}
+
+/// `offloaded` work (builds, snapshots, VM tests) and the tools it runs.
+@Suite struct OffloadedTests {
+    /// Cancelling the step's task (a workflow cancel, its time limit) kills the tool the
+    /// offloaded work is running, with what that started, and the step returns promptly; the
+    /// task's cancel used not to reach the thread, and the step ran to its end.
+    @Test func cancellingTheTaskStopsTheToolAndItsChildren() async throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("baton-job-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        let started = ContinuousClock.now
+        let step = Task {
+            try await offloaded { try Tool.run(["sh", "-c", "sleep 30 & echo $! > \(pidFile.path); sleep 30; wait"]) }
+        }
+        // Cancelled once the background job has started.
+        while !FileManager.default.fileExists(atPath: pidFile.path), ContinuousClock.now - started < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        step.cancel()
+        let result = await step.result
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(throws: ToolError.self) { try result.get() }
+        let job = try #require(Int32(String(decoding: try Data(contentsOf: pidFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let stat = (try? String(contentsOfFile: "/proc/\(job)/stat", encoding: .utf8)) ?? ""
+        #expect(stat.isEmpty || stat.contains(") Z "), "the background job \(job) still runs")
+    }
+}
+
+/// Runs each job on a new thread that ends soon after the job is done (or suspends), as an
+/// idle thread of the pool does. It lingers a little first: a thread that ended before the
+/// child had set its parent-death signal (setpriv does so after the spawn) would not kill it.
+final class ThreadPerJobExecutor: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        Thread.detachNewThread {
+            job.runSynchronously(on: executor)
+            usleep(300_000)
+        }
     }
 }

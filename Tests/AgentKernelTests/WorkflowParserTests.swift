@@ -1,3 +1,5 @@
+import Foundation
+import Logging
 import Testing
 @testable import AgentKernel
 
@@ -132,5 +134,20 @@ import Testing
         #expect(refusal { $0.steps[0].id = "../../etc" }.hasPrefix("bad-request: workflow \(good.id): step id '../../etc'"))
         #expect(refusal { $0.timeLimit = 1e300 }.contains("'time_limit' must be seconds"))
         #expect(refusal { $0.id = "../x" }.contains("id '../x' may use letters"))
+    }
+}
+
+@Suite struct StepInvocationTests {
+    /// Of several earlier steps with an output of the same name, the last one's is taken. It
+    /// came from whichever step a dictionary gave first, which varies from process to process
+    /// (twenty steps here, so that picking by chance passes one run in twenty).
+    @Test func earlierOutputIsTheMostRecentStepsOne() {
+        let steps = (0..<20).map { "step\($0)" }
+        let context = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1, ["snapshot_id": JSONValue.number(Double($0))]) })
+        let invocation = StepInvocation(workflowID: "w", workflowName: "w", step: .init(id: "build", action: "build.image"), params: [:],
+                                        context: context, earlierSteps: steps, attempt: 1, trail: [], submitter: "ops@baton.test",
+                                        workspace: URL(fileURLWithPath: "/nonexistent"), logger: Logger(label: "t"), progress: { _ in })
+        #expect(invocation.earlierOutput("snapshot_id") == .number(19))
+        #expect(invocation.earlierOutput("absent") == nil)
     }
 }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Testing
 @testable import ApplianceEngine
@@ -60,9 +61,40 @@ import Testing
         #expect(open() - before < 20, "\(open() - before) more descriptors open after 100 runs")
     }
 
+    /// A tool killed by a signal (the OOM killer's SIGKILL) is reported so, by the signal's
+    /// name: Foundation gives the signal's number as the status, and it read "exited with status 9".
+    @Test func aSignalIsNamedNotTakenForAStatus() {
+        #expect { try Tool.run(["sh", "-c", "kill -KILL $$"]) } throws: { e in
+            (e as? ToolError)?.reason == .ended(.killed(signal: 9)) && "\(e)".hasPrefix("sh killed by SIGKILL")
+        }
+        #expect(ProcessEnd.killed(signal: 15).status == 143)
+        #expect("\(ProcessEnd.killed(signal: 15))" == "killed by SIGTERM" && ProcessEnd.signalName(31) == "SIGSYS")
+        #expect(ProcessEnd.signalName(40) == "signal 40")
+    }
+
     @Test func timeoutKills() {
         let t0 = Date()
         #expect { try Tool.run(["sleep", "30"], timeout: 1) } throws: { e in (e as? ToolError)?.reason == .timedOut(1) }
         #expect(Date().timeIntervalSince(t0) < 5)
+    }
+
+    /// A timeout stops the tool's whole process group, not only the tool: a shell's background
+    /// job used to run on, holding the output pipe, so the run waited for it too.
+    @Test func aTimeoutStopsWhatTheToolStarted() throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("baton-job-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        let t0 = Date()
+        #expect { try Tool.run(["sh", "-c", "sleep 30 & echo $! > \(pidFile.path); sleep 30; wait"], timeout: 1) } throws: { e in
+            (e as? ToolError)?.reason == .timedOut(1)
+        }
+        #expect(Date().timeIntervalSince(t0) < 8)
+        let job = try #require(Int32(String(decoding: try Data(contentsOf: pidFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(!Self.isRunning(job), "the background job \(job) still runs")
+    }
+
+    /// Whether `pid` is there and not a zombie.
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
     }
 }

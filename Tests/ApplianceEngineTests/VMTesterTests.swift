@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Testing
 @testable import ApplianceEngine
@@ -23,7 +24,7 @@ extension HeavySuite {
             print("vm nocloud: accel \(r.accelerator) (\(r.acceleratorNote)), boot \(r.bootSeconds.map { String(format: "%.2f", $0) } ?? "-") s, total \(String(format: "%.2f", r.totalSeconds)) s")
             #expect(r.outcome == .poweredOff, "\(r.serialLog)")
             #expect(r.tap.plan == 4)
-            #expect(r.tap.allOK, "\(r.serialLog)")
+            #expect(r.checkFailure == nil, "\(r.serialLog)")
             #expect(r.passed)
             #expect(r.serialLog.contains("method=nocloud"))
             #expect(r.junitXML.contains("tests=\"4\" failures=\"0\""))
@@ -63,6 +64,54 @@ extension HeavySuite {
             #expect(r.tap.plan == 1 && r.tap.lines.isEmpty, "guest should have started the check: \(r.serialLog)")
             #expect(!r.passed)
             #expect(r.junitXML.contains("max_lifetime of 15 s exceeded"))
+        }
+
+        /// A cancel of the step (workflow cancel, time limit) reaches the VM: qemu is killed
+        /// and the run ends at once, where it used to wait out max_lifetime.
+        @Test func aCancelledRunKillsQemu() async throws {
+            let ctx = Recipe.Context(method: .nocloud, hostname: "ctx-vm", maxLifetime: 120)
+            let checks = [Recipe.VMCheck(name: "hangs", run: "sleep 100000")]
+            let (tester, image, name) = (try tester(), try image(), "cancel-\(UUID().uuidString.prefix(8))")
+            let cancel = ThreadCancel()
+            let started = Date()
+            let run = Task {
+                try await withCheckedThrowingContinuation { continuation in
+                    Thread.detachNewThread {
+                        continuation.resume(with: Result { try cancel.installed { try tester.run(image: image, checks: checks, context: ctx, name: name) } })
+                    }
+                }
+            }
+            // Cancelled once qemu runs (its command line names the run).
+            while Self.qemuRunning(name) == false, Date().timeIntervalSince(started) < 30 { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(Self.qemuRunning(name))
+            cancel.cancel()
+            await #expect { try await run.value } throws: { ($0 as? ToolError)?.reason == .cancelled }
+            #expect(Date().timeIntervalSince(started) < 60)
+            #expect(!Self.qemuRunning(name))
+        }
+
+        /// Whether a live (not zombie) process has `name` on its command line.
+        static func qemuRunning(_ name: String) -> Bool {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { pid in
+                guard Int(pid) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                      String(decoding: cmdline, as: UTF8.self).contains(name), String(decoding: cmdline, as: UTF8.self).contains("qemu"),
+                      let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+                return !stat.contains(") Z ")
+            }
+        }
+    }
+}
+
+@Suite struct KVMProbeTests {
+    /// A probe cut short by its step's cancel is no verdict on KVM: it throws, where it used to
+    /// answer TCG ("probe failed") — an answer `accelerator` keeps for the rest of the host's boot.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/kvm")))
+    func aCancelledProbeGivesNoAnswer() throws {
+        let none = URL(fileURLWithPath: "/nonexistent")
+        let cancel = ThreadCancel()
+        cancel.cancel()
+        #expect { try cancel.installed { try VMTester(workDir: none).probe(VMImage(kernel: none, initramfs: none, rootfs: none)) } } throws: { e in
+            (e as? ToolError)?.reason == .cancelled
         }
     }
 }

@@ -22,7 +22,7 @@ import Testing
 
     func invocation(_ with: [String: JSONValue], context: [String: [String: JSONValue]] = [:]) -> StepInvocation {
         StepInvocation(workflowID: "w", workflowName: "w", step: .init(id: "s", action: "test.vm", with: with), params: [:],
-                       context: context, attempt: 1, trail: [], submitter: "ops@baton.test",
+                       context: context, earlierSteps: context.keys.sorted(), attempt: 1, trail: [], submitter: "ops@baton.test",
                        workspace: base.appendingPathComponent("ws"), logger: Logger(label: "t"), progress: { _ in })
     }
 

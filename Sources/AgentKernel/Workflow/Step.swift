@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Logging
 
@@ -9,6 +10,8 @@ public struct StepInvocation: Sendable {
     public let params: [String: JSONValue]
     /// Outputs of earlier steps, by step id.
     public let context: [String: [String: JSONValue]]
+    /// The ids of the steps before this one, in the workflow's order.
+    public let earlierSteps: [String]
     public let attempt: Int
     /// What happened so far (for provenance, e.g. a release manifest).
     public let trail: [WorkflowDocument.TrailEntry]
@@ -26,13 +29,14 @@ public struct StepInvocation: Sendable {
     public let progress: @Sendable (String) -> Void
 
     init(workflowID: String, workflowName: String, step: WorkflowDocument.Step, params: [String: JSONValue],
-         context: [String: [String: JSONValue]], attempt: Int, trail: [WorkflowDocument.TrailEntry], submitter: String,
+         context: [String: [String: JSONValue]], earlierSteps: [String], attempt: Int, trail: [WorkflowDocument.TrailEntry], submitter: String,
          workspace: URL, logger: Logger, progress: @escaping @Sendable (String) -> Void) {
         self.workflowID = workflowID
         self.workflowName = workflowName
         self.step = step
         self.params = params
         self.context = context
+        self.earlierSteps = earlierSteps
         self.attempt = attempt
         self.trail = trail
         self.submitter = submitter
@@ -44,17 +48,29 @@ public struct StepInvocation: Sendable {
     /// The `with:` value of this step, else a workflow parameter of the same name.
     public func argument(_ name: String) -> JSONValue? { step.with[name] ?? params[name] }
 
-    /// The most recent output called `name` among earlier steps.
+    /// The most recent output called `name` among earlier steps: walked back from this step
+    /// in the workflow's order (`context` alone, a dictionary, has none — which of two steps
+    /// answered varied from one agent process to the next).
     public func earlierOutput(_ name: String) -> JSONValue? {
-        context.values.compactMap { $0[name] }.first
+        earlierSteps.reversed().lazy.compactMap { context[$0]?[name] }.first
     }
 }
 
 /// Runs blocking work (tools, file systems) on a thread of its own, so the cooperative
 /// thread pool that serves XMPP traffic never waits on it.
+///
+/// Cancelling the calling task (a workflow cancel, a time limit) kills the tool the work is
+/// running (`Tool.run` and the VM tester watch `ThreadCancel.current`) and fails any it would
+/// start next, so the work ends soon after with an error; it is still waited for, as the
+/// thread may hold files the step's caller is about to clean up.
 public func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    let cancel = ThreadCancel()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try cancel.installed(work) }) }
+        }
+    } onCancel: {
+        cancel.cancel()
     }
 }
 

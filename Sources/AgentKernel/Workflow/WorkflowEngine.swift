@@ -405,7 +405,7 @@ public final class WorkflowEngine: Sendable {
         let workspace = URL(fileURLWithPath: settings.stateDirectory).appendingPathComponent("work/\(document.id)/\(step.id)")
         let invocation = StepInvocation(
             workflowID: document.id, workflowName: document.name, step: step, params: document.params,
-            context: document.context, attempt: attempt, trail: document.trail, submitter: document.submitter, workspace: workspace,
+            context: document.context, earlierSteps: document.steps.prefix(document.cursor).map(\.id), attempt: attempt, trail: document.trail, submitter: document.submitter, workspace: workspace,
             logger: BatonLog.logger(agent: settings.name, module: runner.name),
             progress: { [events, me, progressDocument = document] text in
                 events.report(WorkflowEvent(.progress, document: progressDocument, agent: me(), step: step, message: text), to: progressDocument)

@@ -6,7 +6,10 @@ import Foundation
 /// The shared way modules call real tools (mksquashfs, qemu-img, runc, …).
 public struct ProcessRunner: Sendable {
     public struct Result: Sendable {
-        public var status: Int32
+        /// How the command ended (exit status or signal).
+        public var end: ProcessEnd
+        /// Its exit status, or 128 + the signal that killed it.
+        public var status: Int32 { end.status }
         public var output: String
         public var timedOut: Bool
         public var tail: String { Self.tail(of: output) }
@@ -33,8 +36,6 @@ public struct ProcessRunner: Sendable {
         for victim in all { kill(victim, SIGKILL) }
     }
 
-    static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
-
     /// Allowed `timeout`, in seconds: up to a week.
     public static let timeoutRange: ClosedRange<Double> = 0.001...604_800
 
@@ -42,15 +43,9 @@ public struct ProcessRunner: Sendable {
                     timeout: Double, maxOutput: Int = 1 << 20) async throws -> Result {
         let timeoutMilliseconds = Int(try NumberArgument.checked(timeout, "timeout", in: Self.timeoutRange, unit: "seconds") * 1000)
         let process = Process()
-        var argv = argv
-        if Self.setpriv != nil {
-            // If the agent is killed, its tools die with it instead of finishing a step whose
-            // result nobody will record (the step reruns when the agent comes back).
-            argv = [Self.setpriv!, "--pdeathsig", "KILL", "--"] + argv
-        }
         process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
         process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
-        if let environment { process.environment = environment }
+        process.environment = environment ?? ChildEnvironment.inherited
         if let directory { process.currentDirectoryURL = directory }
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -62,7 +57,7 @@ public struct ProcessRunner: Sendable {
             finished.withLock { $0 = true }
             exited.continuation.finish()
         }
-        try process.runWithCleanSignals()
+        try process.runBoundToThisProcess()  // dies with the agent
         // One reader, to the end of the output (every writer gone), on a thread of its own: a
         // readability handler cleared after the exit could still hold a last chunk (an error
         // message on stderr) and add it after the result was taken — the log tail then lacked it.
@@ -81,7 +76,7 @@ public struct ProcessRunner: Sendable {
         // watched too (it stays a zombie until Foundation reaps it): after a moment for its
         // last output, what it left running in its process group is killed.
         let leftBehind = Locked(false)
-        let statusBeforeStop = Locked<Int32?>(nil)
+        let endBeforeStop = Locked<ProcessEnd?>(nil)
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { for await _ in exited.stream {} }
@@ -92,7 +87,7 @@ public struct ProcessRunner: Sendable {
                     try? await Task.sleep(for: Self.outputGrace)
                     guard !Task.isCancelled, !finished.value else { return }
                     // Read before the stop: the stop lets Foundation reap the command.
-                    statusBeforeStop.withLock { $0 = Self.exitStatus(pid) }
+                    endBeforeStop.withLock { $0 = Self.end(of: pid) }
                     leftBehind.withLock { $0 = true }
                     kill(-pid, SIGKILL)
                     abandon.withLock { $0 = true }  // for any that left the group holding the output
@@ -119,9 +114,9 @@ public struct ProcessRunner: Sendable {
         }
         // After a stop, the status read from the unreaped command (Foundation may not have
         // reaped it yet, or ever, if a process that left the group holds the launch socket).
-        let status = leftBehind.value ? (statusBeforeStop.value ?? 255)
-            : finished.value ? process.terminationStatus : (Self.exitStatus(pid) ?? 255)
-        return Result(status: status, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
+        let end = leftBehind.value ? (endBeforeStop.value ?? .exited(255))
+            : finished.value ? ProcessEnd(process) : (Self.end(of: pid) ?? .exited(255))
+        return Result(end: end, output: String(decoding: collected, as: UTF8.self), timedOut: timedOut.value)
     }
 
     /// How long output is still read after the command ended, before what it left running is stopped.
@@ -140,13 +135,13 @@ public struct ProcessRunner: Sendable {
         return stat[stat.index(after: close)...].split(separator: " ")
     }
 
-    /// The exit status of an ended, unreaped `pid`, without reaping it (Foundation still will).
-    static func exitStatus(_ pid: Int32) -> Int32? {
+    /// How an ended, unreaped `pid` ended, without reaping it (Foundation still will).
+    static func end(of pid: Int32) -> ProcessEnd? {
         var info = siginfo_t()
         guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT | WNOHANG) == 0 else { return nil }
         switch info.si_code {
-        case Int32(CLD_EXITED): return info._sifields._sigchld.si_status
-        case Int32(CLD_KILLED), Int32(CLD_DUMPED): return 128 + info._sifields._sigchld.si_status
+        case Int32(CLD_EXITED): return .exited(info._sifields._sigchld.si_status)
+        case Int32(CLD_KILLED), Int32(CLD_DUMPED): return .killed(signal: info._sifields._sigchld.si_status)
         default: return nil
         }
     }

@@ -1,4 +1,5 @@
 import AgentKernel
+import ChildProcess
 import Foundation
 
 /// `shell.run`: runs a command in the step's workspace with a timeout; output captured, its
@@ -17,7 +18,7 @@ public struct ShellModule: StepRunner {
             throw StepFailure("shell.run needs 'command' (a shell command line)")
         }
         let timeout = invocation.argument("timeout")?.number ?? 300
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ChildEnvironment.inherited
         environment["BATON_WORKFLOW"] = invocation.workflowID
         environment["BATON_STEP"] = invocation.step.id
         for (key, value) in invocation.params { environment[Self.environmentName(param: key)] = Self.environmentText(value) }
@@ -26,7 +27,7 @@ public struct ShellModule: StepRunner {
                                                    directory: invocation.workspace, timeout: timeout)
         if result.timedOut { throw StepFailure("command timed out after \(timeout) s: \(command)", logTail: result.tail) }
         guard result.status == 0 else {
-            throw StepFailure("command exited with status \(result.status): \(command)", logTail: result.tail)
+            throw StepFailure("command \(result.end): \(command)", logTail: result.tail)
         }
         return StepOutcome(outputs: ["exit_status": .number(0), "output": .string(String(result.output.suffix(4096)))],
                            logTail: result.tail)

@@ -1,5 +1,6 @@
 import AgentKernel
 import ApplianceEngine
+import ChildProcess
 import Foundation
 import LauncherEngine
 
@@ -12,13 +13,21 @@ struct LauncherPostScripts: PostScriptRunner {
         // Builds run on a thread of their own (see `offloaded`), so waiting here blocks no task.
         let done = DispatchSemaphore(value: 0)
         let outcome = Locked<Result<RunOnceResult, Error>?>(nil)
-        Task {
+        let task = Task {
             let result = await Result { try await launcher.runInPlace(root: root.path, command: ["/bin/sh", "-e", "-c", script],
                                                                       env: environment, timeout: timeout) }
             outcome.withLock { $0 = result }
             done.signal()
         }
-        done.wait()
+        // The step's cancel reaches the container (Subprocess stops runc on a cancel); the
+        // container's teardown is still waited for.
+        let cancel = ThreadCancel.current
+        while done.wait(timeout: .now() + 0.1) == .timedOut {
+            if cancel?.isCancelled == true { task.cancel() }
+        }
+        if cancel?.isCancelled == true {
+            throw CancellationError()
+        }
         let result = try outcome.value!.get()
         if result.timedOut { return (124, result.output + "\n(timed out after \(Int(timeout)) s)") }
         return (result.exitStatus, result.output)
