@@ -63,7 +63,64 @@ import Testing
         #expect(throws: ReleaseError.noPreviousVersion("micro/testing")) { try pub.rollback(appliance: "micro", channel: "testing") }
         // No staging leftovers.
         let names = try FileManager.default.contentsOfDirectory(atPath: try pub.channelDir("micro", "testing").path)
-        #expect(names.sorted() == ["1.1", "1.10", "latest"])
+        #expect(names.sorted() == [".ledger", ".lock", "1.1", "1.10", "latest"])
+    }
+
+    func inputs(_ n: Int) -> ReleaseInputs { ReleaseInputs(recipeDigest: inputs.recipeDigest, snapshotID: "s", buildCacheKey: "k\(n)") }
+
+    /// Retention deletes old releases, not their versions: with retention 2, after 1.0 … 1.0.4 the
+    /// next release is 1.0.5, not 1.0 again (the first free name), and rollback goes down the
+    /// versions that exist.
+    @Test func versionsAreNeverReused() throws {
+        let (pub, _, files, _) = try setup()
+        let named = files.map { ($0.lastPathComponent, $0) }
+        var published: [String] = []
+        for n in 0..<7 {
+            let (_, version) = try pub.publish(appliance: "micro", channel: "testing", version: .next(base: "1.0"), files: named, inputs: inputs(n))
+            #expect(published.allSatisfy { ReleasePublisher.versionLess($0, version) }, "\(version) after \(published)")
+            published.append(version)
+        }
+        #expect(published == ["1.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.5", "1.0.6"])
+        #expect(try pub.versions(appliance: "micro", channel: "testing") == ["1.0.5", "1.0.6"])
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.0.6")
+        #expect(try pub.rollback(appliance: "micro", channel: "testing") == "1.0.5")
+        #expect(throws: ReleaseError.noPreviousVersion("micro/testing")) { try pub.rollback(appliance: "micro", channel: "testing") }
+        // A pinned version is never one used before, nor below the highest.
+        #expect(throws: ReleaseError.versionUsedBefore("micro/testing/1.0")) {
+            try pub.publish(appliance: "micro", channel: "testing", version: "1.0", files: files, inputs: inputs(8))
+        }
+        #expect(throws: ReleaseError.versionNotAbove("1.0.4.1", highest: "1.0.6", channel: "micro/testing")) {
+            try pub.publish(appliance: "micro", channel: "testing", version: "1.0.4.1", files: files, inputs: inputs(8))
+        }
+        // So is a recipe whose version went back below one published.
+        #expect(throws: ReleaseError.versionNotAbove("0.9", highest: "1.0.6", channel: "micro/testing")) {
+            try pub.publish(appliance: "micro", channel: "testing", version: .next(base: "0.9"), files: named, inputs: inputs(8))
+        }
+        #expect(try pub.publish(appliance: "micro", channel: "testing", version: .next(base: "1.1"), files: named, inputs: inputs(8)).version == "1.1")
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.1")
+    }
+
+    /// A publish that stops between the rename into place and the switch of `latest` (a crash):
+    /// the rerun that finds the release points `latest` at it and applies retention.
+    @Test func rerunFinishesAPublishCutShort() throws {
+        let (pub, base, files, _) = try setup()
+        let named = files.map { ($0.lastPathComponent, $0) }
+        for n in 0..<2 { try pub.publish(appliance: "micro", channel: "testing", version: .next(base: "1.0"), files: named, inputs: inputs(n)) }
+        struct Crash: Error {}
+        let crashing = ReleasePublisher(root: pub.root, keyPath: base.appendingPathComponent("keys/release.key"), retention: 2,
+                                        log: nil, afterRename: { throw Crash() })
+        #expect(throws: Crash.self) {
+            try crashing.publish(appliance: "micro", channel: "testing", version: .next(base: "1.0"), files: named, inputs: inputs(2))
+        }
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.0.1")
+        #expect(try pub.versions(appliance: "micro", channel: "testing") == ["1.0", "1.0.1", "1.0.2"])
+        #expect(try pub.published(appliance: "micro", channel: "testing", inputs: inputs(2)) == "1.0.2")
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.0.2")
+        #expect(try pub.versions(appliance: "micro", channel: "testing") == ["1.0.1", "1.0.2"])
+        // Finished once: a rollback now stays.
+        #expect(try pub.rollback(appliance: "micro", channel: "testing") == "1.0.1")
+        #expect(try pub.published(appliance: "micro", channel: "testing", inputs: inputs(2)) == "1.0.2")
+        #expect(try pub.latest(appliance: "micro", channel: "testing") == "1.0.1")
     }
 
     /// `releases` and `release-rollback` take appliance and channel from anyone: a '..' there

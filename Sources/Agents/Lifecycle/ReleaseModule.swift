@@ -28,7 +28,7 @@ public final class ReleaseModule: StepRunner {
         let channel = invocation.argument("channel")?.string ?? "testing"
         let pinnedVersion = invocation.argument("version")?.string
         // Digests are checked before anything is staged: nothing half-published.
-        var files: [URL] = []
+        var files: [(name: String, source: URL)] = []
         let staging = invocation.workspace.appendingPathComponent("files")
         try? FileManager.default.removeItem(at: staging)
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
@@ -37,36 +37,34 @@ public final class ReleaseModule: StepRunner {
             let name = Self.fileName(appliance: recipe.name, format: format)
             let target = staging.appendingPathComponent(name)
             try FileManager.default.linkItem(at: source, to: target)
-            files.append(target)
+            files.append((name, target))
         }
         let inputs = ReleaseInputs(recipeDigest: try invocation.required("recipe_digest", from: "config.resolve").string ?? "",
                                    snapshotID: try invocation.required("snapshot_id", from: "repo.snapshot").string ?? "",
                                    buildCacheKey: try invocation.required("cache_key", from: "build.image").string ?? "")
+        let publisher = self.publisher
         // Re-running an unchanged workflow must not publish a second copy: the same inputs under
-        // this appliance/channel mean the release exists already. Other inputs get the next
-        // free version (1.0 → 1.0.1 …) unless the workflow pins one.
-        let channelDir: URL
-        do { channelDir = try publisher.channelDir(recipe.name, channel) } catch { throw StepFailure("\(error)") }
-        if let existing = Self.release(in: channelDir, with: inputs) {
+        // this appliance/channel mean the release exists already. Other inputs get a version
+        // above every one the channel ever had (1.0 → 1.0.1 …) unless the workflow pins one.
+        let existing: String?
+        do {
+            existing = try await offloaded { try publisher.published(appliance: recipe.name, channel: channel, inputs: inputs) }
+        } catch let error as ReleaseError { throw StepFailure("\(error)") }
+        if let existing {
             invocation.progress("already published as \(existing) with the same inputs")
-            return StepOutcome(outputs: ["release_dir": .string(channelDir.appendingPathComponent(existing).path), "channel": .string(channel),
-                                        "version": .string(existing), "already_published": .bool(true),
+            return StepOutcome(outputs: ["release_dir": .string(try publisher.channelDir(recipe.name, channel).appendingPathComponent(existing).path),
+                                        "channel": .string(channel), "version": .string(existing), "already_published": .bool(true),
                                         "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
         }
-        var version = pinnedVersion ?? recipe.version.string
-        if pinnedVersion == nil {
-            var n = 0
-            while FileManager.default.fileExists(atPath: channelDir.appendingPathComponent(version).path) {
-                n += 1
-                version = "\(recipe.version.string).\(n)"
-            }
-        }
+        let choice: ReleasePublisher.VersionChoice = pinnedVersion.map { .pinned($0) } ?? .next(base: recipe.version.string)
         let trail = try WorkflowDocument.encoder.encode(Provenance(workflow: invocation.workflowID, name: invocation.workflowName,
                                                                    submitter: invocation.submitter, trail: invocation.trail))
-        let publisher = self.publisher
-        let directory = try await offloaded { [files, version] in
-            try publisher.publish(appliance: recipe.name, channel: channel, version: version, files: files, inputs: inputs, trail: trail)
-        }
+        let (directory, version): (URL, String)
+        do {
+            (directory, version) = try await offloaded { [files] in
+                try publisher.publish(appliance: recipe.name, channel: channel, version: choice, files: files, inputs: inputs, trail: trail)
+            }
+        } catch let error as ReleaseError { throw StepFailure("\(error)") }
         invocation.progress("published \(recipe.name) \(version) to \(channel)")
         if let agent = agent.value {
             let announcement = XMLElement("release", xmlns: NS.baton, ["appliance": recipe.name, "channel": channel, "version": version,
@@ -76,17 +74,6 @@ public final class ReleaseModule: StepRunner {
         }
         return StepOutcome(outputs: ["release_dir": .string(directory.path), "channel": .string(channel), "version": .string(version),
                                     "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
-    }
-
-    /// The version in `channelDir` whose manifest records exactly `inputs`, if any.
-    static func release(in channelDir: URL, with inputs: ReleaseInputs) -> String? {
-        let versions = (try? FileManager.default.contentsOfDirectory(atPath: channelDir.path)) ?? []
-        return versions.filter { !$0.hasPrefix(".") && $0 != "latest" }.sorted().first { version in
-            guard let data = FileManager.default.contents(atPath: channelDir.appendingPathComponent("\(version)/manifest.json").path),
-                  let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let recorded = manifest["inputs"] as? [String: String] else { return false }
-            return recorded == ["recipe_digest": inputs.recipeDigest, "snapshot_id": inputs.snapshotID, "build_cache_key": inputs.buildCacheKey]
-        }
     }
 
     static func fileName(appliance: String, format: String) -> String {

@@ -1,0 +1,66 @@
+@testable import AgentKernel
+@testable import Agents
+@testable import ApplianceEngine
+import Foundation
+import Logging
+import Testing
+
+/// `release.publish` as the module runs it, on small files put into a real artifact store: no
+/// XMPP server, build or VM (the lifecycle integration test runs the whole chain).
+@Suite struct ReleaseModuleTests {
+    let base: URL
+
+    init() throws {
+        base = FileManager.default.temporaryDirectory.appendingPathComponent("baton-release-module-\(UUID().uuidString.prefix(8))")
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("recipes")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: source, to: base.appendingPathComponent("recipes"))
+    }
+
+    /// A release agent whose lifecycle root (artifacts and releases) is `root`, its state in `base`.
+    func module(root: URL, settings extra: String = "") throws -> ReleaseModule {
+        let settings = AgentSettings(name: "release", connection: ConnectionSettings(jid: "release@baton.test", password: "x"),
+                                     stateDirectory: base.appendingPathComponent("state").path,
+                                     moduleSettings: ["lifecycle": "root: \(root.path)\nrecipes: \(base.path)/recipes\n" + extra])
+        return try ReleaseModule(settings: settings)
+    }
+
+    /// The step as a workflow reaches it: the micro recipe resolved, a squashfs in the store
+    /// whose content (and build cache key) is `build`.
+    func invocation(root: URL, build: String, with: [String: JSONValue] = [:]) throws -> StepInvocation {
+        let recipePath = base.appendingPathComponent("recipes/micro.yaml")
+        let digest = try Recipe.load(file: recipePath).digest()
+        let file = base.appendingPathComponent("image-\(build)")
+        try Data("image \(build)".utf8).write(to: file)
+        let ref = try ArtifactStore(root: root.appendingPathComponent("artifacts")).put(file)
+        let context: [String: [String: JSONValue]] = [
+            "configure": ["recipe_path": .string(recipePath.path), "recipe_digest": .string(digest)],
+            "packages": ["snapshot_id": .string("snapshot")],
+            "image": ["cache_key": .string("key-\(build)"), "artifacts": .object(["squashfs": ArtifactJSON.value(ref)])],
+        ]
+        return StepInvocation(workflowID: "w-\(build)", workflowName: "micro-appliance",
+                              step: .init(id: "publish", action: "release.publish", with: with), params: [:], context: context,
+                              attempt: 1, trail: [], submitter: "ops@baton.test",
+                              workspace: base.appendingPathComponent("state/work/w-\(build)/publish"), logger: Logger(label: "t"),
+                              progress: { _ in })
+    }
+
+    /// Through the module: new inputs always get a version above every earlier one, though
+    /// retention has deleted the first (the old first-free choice took 1.0 again).
+    @Test func newInputsNeverTakeAnEarlierVersion() async throws {
+        defer { try? FileManager.default.removeItem(at: base) }
+        let root = base.appendingPathComponent("shared")
+        let module = try module(root: root, settings: "retention: 2\n")
+        var versions: [String] = []
+        for build in ["a", "b", "c", "d"] {
+            versions.append(try #require(try await module.run(try invocation(root: root, build: build)).outputs["version"]?.string))
+        }
+        #expect(versions == ["1.0", "1.0.1", "1.0.2", "1.0.3"])
+        // The first build's inputs again: its release is gone, so it is published anew, higher.
+        let again = try await module.run(try invocation(root: root, build: "a")).outputs
+        #expect(again["version"]?.string == "1.0.4" && again["already_published"] == nil)
+        #expect(try module.publisher.versions(appliance: "micro-smoke", channel: "testing") == ["1.0.3", "1.0.4"])
+        #expect(try module.publisher.rollback(appliance: "micro-smoke", channel: "testing") == "1.0.3")
+    }
+}
