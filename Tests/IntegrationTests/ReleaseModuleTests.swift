@@ -63,4 +63,25 @@ import Testing
         #expect(try module.publisher.versions(appliance: "micro-smoke", channel: "testing") == ["1.0.3", "1.0.4"])
         #expect(try module.publisher.rollback(appliance: "micro-smoke", channel: "testing") == "1.0.3")
     }
+
+    /// The lifecycle root (artifacts, releases) on another file system than state_dir, as when
+    /// /var/lib/baton/shared is a mount of its own: the release is published. The files used to
+    /// be hard-linked from the store into the step's workspace, which failed with EXDEV.
+    @Test(.enabled(if: Self.shmIsAnotherFileSystem, "needs /dev/shm writable and on another file system than the temporary directory"))
+    func lifecycleRootOnAnotherFileSystem() async throws {
+        let root = URL(fileURLWithPath: "/dev/shm/baton-release-module-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: base); try? FileManager.default.removeItem(at: root) }
+        let module = try module(root: root)
+        let outputs = try await module.run(try invocation(root: root, build: "a")).outputs
+        #expect(outputs["version"]?.string == "1.0")
+        let dir = try #require(outputs["release_dir"]?.string)
+        try module.publisher.verify(URL(fileURLWithPath: dir))
+        #expect(FileManager.default.contents(atPath: dir + "/micro-smoke.squashfs") == Data("image a".utf8))
+    }
+
+    static var shmIsAnotherFileSystem: Bool {
+        var shm = stat(), tmp = stat()
+        return access("/dev/shm", W_OK) == 0 && stat("/dev/shm", &shm) == 0
+            && stat(FileManager.default.temporaryDirectory.path, &tmp) == 0 && shm.st_dev != tmp.st_dev
+    }
 }

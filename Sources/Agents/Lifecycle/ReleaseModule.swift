@@ -27,17 +27,15 @@ public final class ReleaseModule: StepRunner {
         guard let formats = artifacts.object, !formats.isEmpty else { throw StepFailure("build.image produced no artifacts") }
         let channel = invocation.argument("channel")?.string ?? "testing"
         let pinnedVersion = invocation.argument("version")?.string
-        // Digests are checked before anything is staged: nothing half-published.
+        // Digests are checked before anything is staged: nothing half-published. The files are
+        // copied from the store straight into the staging directory beside the release (the
+        // releases root's file system, for the atomic rename). They were hard-linked into the
+        // step's workspace first, which failed with EXDEV when the lifecycle root was on another
+        // file system than state_dir.
         var files: [(name: String, source: URL)] = []
-        let staging = invocation.workspace.appendingPathComponent("files")
-        try? FileManager.default.removeItem(at: staging)
-        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
         for (format, value) in formats.sorted(by: { $0.key < $1.key }) {
             let source = try ArtifactJSON.verifiedPath(value, "artifact \(format)", in: store)
-            let name = Self.fileName(appliance: recipe.name, format: format)
-            let target = staging.appendingPathComponent(name)
-            try FileManager.default.linkItem(at: source, to: target)
-            files.append((name, target))
+            files.append((Self.fileName(appliance: recipe.name, format: format), source))
         }
         let inputs = ReleaseInputs(recipeDigest: try invocation.required("recipe_digest", from: "config.resolve").string ?? "",
                                    snapshotID: try invocation.required("snapshot_id", from: "repo.snapshot").string ?? "",
