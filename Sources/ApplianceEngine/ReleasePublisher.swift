@@ -19,6 +19,8 @@ public enum ReleaseError: Error, CustomStringConvertible, Equatable {
     case badLedger(String, String)
     case keyInsideRepository(String, String)
     case badKeyFile(String)
+    case noKeyFile(String)
+    case keyFileTooOpen(String, mode: String)
     case changedFile(String)
     case missingFile(String)
     case unexpectedFile(String)
@@ -41,6 +43,11 @@ public enum ReleaseError: Error, CustomStringConvertible, Equatable {
             + "channel so that none is reused: restore it rather than delete it"
         case let .keyInsideRepository(k, r): return "refusing signing key \(k): it is inside \(r); keep release keys outside any repository"
         case .badKeyFile(let p): return "signing key file \(p) is unreadable or not a base64 ed25519 key"
+        case .noKeyFile(let p):
+            return "no signing key at \(p): check the path in signing_key; to generate a new key there, set signing_key_create: true "
+                + "(releases signed with a new key do not verify against an earlier public key)"
+        case let .keyFileTooOpen(p, mode):
+            return "signing key file \(p) has permissions 0\(mode): group and others must have no access to it (chmod 600 \(p))"
         case .changedFile(let f): return "verify failed: \(f) does not match SHA256SUMS (changed after publishing)"
         case .missingFile(let f): return "verify failed: \(f) is listed in SHA256SUMS but missing"
         case .unexpectedFile(let f): return "verify failed: \(f) is not listed in SHA256SUMS"
@@ -56,21 +63,25 @@ public final class ReleasePublisher: Sendable {
     public let root: URL
     public let keyPath: URL
     public let retention: Int
+    /// Whether a missing signing key may be generated (`signing_key_create`).
+    public let createKey: Bool
     let log: (@Sendable (String) -> Void)?
     /// Runs right after a release is renamed into place; tests throw here to cut a publish short.
     let afterRename: (@Sendable () throws -> Void)?
     static let sums = "SHA256SUMS", signature = "SHA256SUMS.sig", manifest = "manifest.json"
 
-    public convenience init(root: URL, keyPath: URL, retention: Int = 3, log: (@Sendable (String) -> Void)? = nil) {
-        self.init(root: root, keyPath: keyPath, retention: retention, log: log, afterRename: nil)
+    public convenience init(root: URL, keyPath: URL, retention: Int = 3, createKey: Bool = false, log: (@Sendable (String) -> Void)? = nil) {
+        self.init(root: root, keyPath: keyPath, retention: retention, createKey: createKey, log: log, afterRename: nil)
     }
 
-    init(root: URL, keyPath: URL, retention: Int = 3, log: (@Sendable (String) -> Void)?, afterRename: (@Sendable () throws -> Void)?) {
-        self.root = root; self.keyPath = keyPath; self.retention = max(retention, 1); self.log = log; self.afterRename = afterRename
+    init(root: URL, keyPath: URL, retention: Int = 3, createKey: Bool = false, log: (@Sendable (String) -> Void)?,
+         afterRename: (@Sendable () throws -> Void)?) {
+        self.root = root; self.keyPath = keyPath; self.retention = max(retention, 1); self.createKey = createKey; self.log = log
+        self.afterRename = afterRename
     }
 
     func signingKey() throws -> Curve25519.Signing.PrivateKey {
-        try ReleaseSigningKey.load(keyPath, forbiddenRoot: root, log: log)
+        try ReleaseSigningKey.load(keyPath, forbiddenRoot: root, create: createKey, log: log)
     }
 
     public func publicKey() throws -> Curve25519.Signing.PublicKey { try signingKey().publicKey }

@@ -14,7 +14,7 @@ import Testing
         try Data("kernel".utf8).write(to: b)
         let logs = LogBox()
         let pub = ReleasePublisher(root: base.appendingPathComponent("releases"), keyPath: base.appendingPathComponent("keys/release.key"),
-                                   retention: 2) { logs.add($0) }
+                                   retention: 2, createKey: true) { logs.add($0) }
         return (pub, base, [a, b], logs)
     }
 
@@ -154,6 +154,38 @@ import Testing
         #expect(throws: ReleaseError.outsideReleases("escape", root: root)) { try pub.releaseDirectory("escape") }
         #expect(ReleaseError.outsideReleases("/etc", root: "/r").description
             == "'/etc' is not a release directory: only directories under /r can be verified here")
+    }
+
+    /// A key is generated only when allowed: a mistyped path fails and creates nothing.
+    @Test func missingKeyIsNotGeneratedUnlessAllowed() throws {
+        let (_, base, files, _) = try setup()
+        let typo = base.appendingPathComponent("keys/relaese.key")
+        let pub = ReleasePublisher(root: base.appendingPathComponent("releases"), keyPath: typo)
+        #expect(throws: ReleaseError.noKeyFile(typo.path)) {
+            try pub.publish(appliance: "micro", channel: "stable", version: "1.0", files: files, inputs: inputs)
+        }
+        #expect(ReleaseError.noKeyFile("/k").description == "no signing key at /k: check the path in signing_key; to generate a new key "
+            + "there, set signing_key_create: true (releases signed with a new key do not verify against an earlier public key)")
+        #expect(!FileManager.default.fileExists(atPath: typo.path))
+        #expect(!FileManager.default.fileExists(atPath: base.appendingPathComponent("releases/micro").path))
+    }
+
+    /// Like ssh: a key file group or others may read or write is refused, whatever else is right.
+    @Test func keyFileOpenToOthersIsRefused() throws {
+        let (pub, base, files, _) = try setup()
+        try pub.publish(appliance: "micro", channel: "stable", version: "1.0", files: files, inputs: inputs)
+        let key = base.appendingPathComponent("keys/release.key")
+        #expect(try FileManager.default.attributesOfItem(atPath: key.path)[.posixPermissions] as? Int == 0o600)
+        for mode in [0o640, 0o604, 0o620] {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: key.path)
+            #expect(throws: ReleaseError.keyFileTooOpen(key.path, mode: String(mode, radix: 8))) {
+                try pub.publish(appliance: "micro", channel: "stable", version: "1.1", files: files, inputs: inputs)
+            }
+        }
+        #expect(ReleaseError.keyFileTooOpen("/k", mode: "644").description
+            == "signing key file /k has permissions 0644: group and others must have no access to it (chmod 600 /k)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: key.path)
+        try pub.publish(appliance: "micro", channel: "stable", version: "1.1", files: files, inputs: inputs)
     }
 
     @Test func keyInsideReleaseTreeIsRefused() throws {

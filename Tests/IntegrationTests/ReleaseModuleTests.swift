@@ -19,7 +19,7 @@ import Testing
     }
 
     /// A release agent whose lifecycle root (artifacts and releases) is `root`, its state in `base`.
-    func module(root: URL, settings extra: String = "") throws -> ReleaseModule {
+    func module(root: URL, settings extra: String = "signing_key_create: true\n") throws -> ReleaseModule {
         let settings = AgentSettings(name: "release", connection: ConnectionSettings(jid: "release@baton.test", password: "x"),
                                      stateDirectory: base.appendingPathComponent("state").path,
                                      moduleSettings: ["lifecycle": "root: \(root.path)\nrecipes: \(base.path)/recipes\n" + extra])
@@ -51,7 +51,7 @@ import Testing
     @Test func newInputsNeverTakeAnEarlierVersion() async throws {
         defer { try? FileManager.default.removeItem(at: base) }
         let root = base.appendingPathComponent("shared")
-        let module = try module(root: root, settings: "retention: 2\n")
+        let module = try module(root: root, settings: "retention: 2\nsigning_key_create: true\n")
         var versions: [String] = []
         for build in ["a", "b", "c", "d"] {
             versions.append(try #require(try await module.run(try invocation(root: root, build: build)).outputs["version"]?.string))
@@ -83,5 +83,15 @@ import Testing
         var shm = stat(), tmp = stat()
         return access("/dev/shm", W_OK) == 0 && stat("/dev/shm", &shm) == 0
             && stat(FileManager.default.temporaryDirectory.path, &tmp) == 0 && shm.st_dev != tmp.st_dev
+    }
+
+    /// signing_key_create reaches the publisher; without it a missing key fails the step.
+    @Test func signingKeyIsCreatedOnlyWhenConfigured() async throws {
+        defer { try? FileManager.default.removeItem(at: base) }
+        let root = base.appendingPathComponent("shared")
+        let error = await #expect(throws: StepFailure.self) { try await module(root: root, settings: "").run(try invocation(root: root, build: "a")) }
+        #expect(error?.description.hasPrefix("no signing key at \(root.path)/keys/release.ed25519") == true, "\(error.map { "\($0)" } ?? "")")
+        #expect(throws: ConfigError.self) { try module(root: root, settings: "signing_key_create: maybe\n") }
+        #expect(try await module(root: root).run(try invocation(root: root, build: "a")).outputs["version"]?.string == "1.0")
     }
 }

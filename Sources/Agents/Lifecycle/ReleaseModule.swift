@@ -15,7 +15,8 @@ public final class ReleaseModule: StepRunner {
         let lifecycle = try LifecycleSettings(settings)
         self.settings = lifecycle
         let logger = BatonLog.logger(agent: settings.name, module: "release")
-        publisher = ReleasePublisher(root: lifecycle.releases, keyPath: lifecycle.signingKey, retention: lifecycle.retention) { logger.notice("\($0)") }
+        publisher = ReleasePublisher(root: lifecycle.releases, keyPath: lifecycle.signingKey, retention: lifecycle.retention,
+                                     createKey: lifecycle.signingKeyCreate) { logger.notice("\($0)") }
     }
 
     public func start(_ agent: AgentContext) async throws { self.agent.withLock { $0 = agent } }
