@@ -94,4 +94,21 @@ import Testing
         #expect(throws: ConfigError.self) { try module(root: root, settings: "signing_key_create: maybe\n") }
         #expect(try await module(root: root).run(try invocation(root: root, build: "a")).outputs["version"]?.string == "1.0")
     }
+
+    /// A pinned version is not dropped in silence when the inputs are published already: the
+    /// same version is the rerun it is, another fails the step saying why.
+    @Test func pinnedVersionOtherThanThePublishedOneFails() async throws {
+        defer { try? FileManager.default.removeItem(at: base) }
+        let root = base.appendingPathComponent("shared")
+        let module = try module(root: root)
+        #expect(try await module.run(try invocation(root: root, build: "a", with: ["version": .string("2.0")])).outputs["version"]?.string == "2.0")
+        let error = await #expect(throws: StepFailure.self) {
+            try await module.run(try invocation(root: root, build: "a", with: ["version": .string("2.1")]))
+        }
+        #expect(error?.description == "version 2.1 is pinned, but these inputs are already published as 2.0 in micro-smoke/testing, "
+            + "and a release is published once per inputs: pin 2.0, leave version out, or change the inputs")
+        let again = try await module.run(try invocation(root: root, build: "a", with: ["version": .string("2.0")])).outputs
+        #expect(again["version"]?.string == "2.0" && again["already_published"] == JSONValue.bool(true))
+        #expect(try module.publisher.versions(appliance: "micro-smoke", channel: "testing") == ["2.0"])
+    }
 }

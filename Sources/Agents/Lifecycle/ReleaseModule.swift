@@ -50,6 +50,14 @@ public final class ReleaseModule: StepRunner {
             existing = try await offloaded { try publisher.published(appliance: recipe.name, channel: channel, inputs: inputs) }
         } catch let error as ReleaseError { throw StepFailure("\(error)") }
         if let existing {
+            // A pinned version that differs would be ignored: the step would end well with a
+            // version other than the one the workflow names, which whatever consumes it would
+            // not notice. Publishing the same content again under it is what this check prevents.
+            if let pinnedVersion, pinnedVersion != existing {
+                throw StepFailure("version \(pinnedVersion) is pinned, but these inputs are already published as \(existing) in "
+                                  + "\(recipe.name)/\(channel), and a release is published once per inputs: pin \(existing), "
+                                  + "leave version out, or change the inputs")
+            }
             invocation.progress("already published as \(existing) with the same inputs")
             return StepOutcome(outputs: ["release_dir": .string(try publisher.channelDir(recipe.name, channel).appendingPathComponent(existing).path),
                                         "channel": .string(channel), "version": .string(existing), "already_published": .bool(true),
