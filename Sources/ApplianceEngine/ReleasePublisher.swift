@@ -126,10 +126,19 @@ public final class ReleasePublisher: Sendable {
                     files: files.map { ($0.lastPathComponent, $0) }, inputs: inputs, trail: trail).dir
     }
 
+    public struct Publication: Sendable, Equatable {
+        public let dir: URL
+        public let version: String
+        /// The release with these inputs existed: nothing was published.
+        public let alreadyPublished: Bool
+    }
+
     /// Publishes `files` (release name, source) as the version `choice` gives. The channel's
-    /// lock is held throughout, so two publishes cannot pick the same version.
+    /// lock is held throughout, so two publishes cannot pick the same version. With `oncePerInputs`
+    /// a release with the same `inputs` is answered instead, found under the same lock: two runs
+    /// of one workflow at once publish it once.
     public func publish(appliance: String, channel: String, version choice: VersionChoice, files: [(name: String, source: URL)],
-                        inputs: ReleaseInputs, trail: Data = Data("{}".utf8)) throws -> (dir: URL, version: String) {
+                        inputs: ReleaseInputs, trail: Data = Data("{}".utf8), oncePerInputs: Bool = false) throws -> Publication {
         if case .pinned(let v) = choice { try Self.checkName(v, field: "version") }
         for f in files { try Self.checkName(f.name, field: "file") }
         let key = try signingKey()
@@ -137,9 +146,14 @@ public final class ReleasePublisher: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         return try withChannelLock(dir) {
+            // A publish cut short between its rename and the switch of `latest` is finished
+            // first, so the rerun that finds its release also repairs `latest`.
             try finishPending(dir)
+            if oncePerInputs, let existing = Self.release(in: dir, with: inputs) {
+                return Publication(dir: dir.appendingPathComponent(existing), version: existing, alreadyPublished: true)
+            }
             var ledger = try readLedger(dir)
-            let version = try Self.version(choice, recorded: ledger.versions, present: presentVersions(dir), channel: "\(appliance)/\(channel)")
+            let version = try Self.version(choice, recorded: ledger.versions, present: Self.presentVersions(dir), channel: "\(appliance)/\(channel)")
             let final = dir.appendingPathComponent(version)
             let stage = dir.appendingPathComponent(".stage-\(version)-\(UUID().uuidString)")
             try fm.createDirectory(at: stage, withIntermediateDirectories: false)
@@ -183,7 +197,7 @@ public final class ReleasePublisher: Sendable {
             }
             try afterRename?()
             try finishPending(dir)
-            return (final, version)
+            return Publication(dir: final, version: version, alreadyPublished: false)
         }
     }
 
@@ -212,16 +226,11 @@ public final class ReleasePublisher: Sendable {
         }
     }
 
-    /// The version already published in the channel with exactly `inputs`, if any. A publish cut
-    /// short between its rename and the switch of `latest` is finished first, so the rerun that
-    /// finds its release also repairs `latest`.
-    public func published(appliance: String, channel: String, inputs: ReleaseInputs) throws -> String? {
-        let dir = try channelDir(appliance, channel)
-        guard FileManager.default.fileExists(atPath: dir.path) else { return nil }
-        try withChannelLock(dir) { try finishPending(dir) }
-        let wanted = Self.inputsObject(inputs)
-        return try versions(appliance: appliance, channel: channel).first { version in
-            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("\(version)/\(Self.manifest)").path),
+    /// The version in `dir` whose manifest records exactly `inputs`, if any.
+    static func release(in dir: URL, with inputs: ReleaseInputs) -> String? {
+        let wanted = inputsObject(inputs)
+        return presentVersions(dir).sorted(by: versionLess).first { version in
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("\(version)/\(manifest)").path),
                   let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
             return manifest["inputs"] as? [String: String] == wanted
         }
@@ -289,14 +298,14 @@ public final class ReleasePublisher: Sendable {
         return try body()
     }
 
-    func presentVersions(_ dir: URL) -> [String] {
+    static func presentVersions(_ dir: URL) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         return names.filter { !$0.hasPrefix(".") && $0 != "latest" }
     }
 
     /// Published versions, oldest first (numeric dotted ordering).
     public func versions(appliance: String, channel: String) throws -> [String] {
-        presentVersions(try channelDir(appliance, channel)).sorted(by: Self.versionLess)
+        Self.presentVersions(try channelDir(appliance, channel)).sorted(by: Self.versionLess)
     }
 
     public func latest(appliance: String, channel: String) throws -> String? {

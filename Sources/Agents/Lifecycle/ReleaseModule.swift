@@ -42,36 +42,34 @@ public final class ReleaseModule: StepRunner {
                                    snapshotID: try invocation.required("snapshot_id", from: "repo.snapshot").string ?? "",
                                    buildCacheKey: try invocation.required("cache_key", from: "build.image").string ?? "")
         let publisher = self.publisher
-        // Re-running an unchanged workflow must not publish a second copy: the same inputs under
-        // this appliance/channel mean the release exists already. Other inputs get a version
-        // above every one the channel ever had (1.0 → 1.0.1 …) unless the workflow pins one.
-        let existing: String?
-        do {
-            existing = try await offloaded { try publisher.published(appliance: recipe.name, channel: channel, inputs: inputs) }
-        } catch let error as ReleaseError { throw StepFailure("\(error)") }
-        if let existing {
-            // A pinned version that differs would be ignored: the step would end well with a
-            // version other than the one the workflow names, which whatever consumes it would
-            // not notice. Publishing the same content again under it is what this check prevents.
-            if let pinnedVersion, pinnedVersion != existing {
-                throw StepFailure("version \(pinnedVersion) is pinned, but these inputs are already published as \(existing) in "
-                                  + "\(recipe.name)/\(channel), and a release is published once per inputs: pin \(existing), "
-                                  + "leave version out, or change the inputs")
-            }
-            invocation.progress("already published as \(existing) with the same inputs")
-            return StepOutcome(outputs: ["release_dir": .string(try publisher.channelDir(recipe.name, channel).appendingPathComponent(existing).path),
-                                        "channel": .string(channel), "version": .string(existing), "already_published": .bool(true),
-                                        "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
-        }
         let choice: ReleasePublisher.VersionChoice = pinnedVersion.map { .pinned($0) } ?? .next(base: recipe.version.string)
         let trail = try WorkflowDocument.encoder.encode(Provenance(workflow: invocation.workflowID, name: invocation.workflowName,
                                                                    submitter: invocation.submitter, trail: invocation.trail))
-        let (directory, version): (URL, String)
+        // Re-running an unchanged workflow must not publish a second copy: the same inputs under
+        // this appliance/channel mean the release exists already. Other inputs get a version
+        // above every one the channel ever had (1.0 → 1.0.1 …) unless the workflow pins one.
+        let publication: ReleasePublisher.Publication
         do {
-            (directory, version) = try await offloaded { [files] in
-                try publisher.publish(appliance: recipe.name, channel: channel, version: choice, files: files, inputs: inputs, trail: trail)
+            publication = try await offloaded { [files] in
+                try publisher.publish(appliance: recipe.name, channel: channel, version: choice, files: files, inputs: inputs, trail: trail,
+                                      oncePerInputs: true)
             }
         } catch let error as ReleaseError { throw StepFailure("\(error)") }
+        let (directory, version) = (publication.dir, publication.version)
+        if publication.alreadyPublished {
+            // A pinned version that differs would be ignored: the step would end well with a
+            // version other than the one the workflow names, which whatever consumes it would
+            // not notice. Publishing the same content again under it is what this check prevents.
+            if let pinnedVersion, pinnedVersion != version {
+                throw StepFailure("version \(pinnedVersion) is pinned, but these inputs are already published as \(version) in "
+                                  + "\(recipe.name)/\(channel), and a release is published once per inputs: pin \(version), "
+                                  + "leave version out, or change the inputs")
+            }
+            invocation.progress("already published as \(version) with the same inputs")
+            return StepOutcome(outputs: ["release_dir": .string(directory.path), "channel": .string(channel), "version": .string(version),
+                                        "already_published": .bool(true),
+                                        "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
+        }
         invocation.progress("published \(recipe.name) \(version) to \(channel)")
         if let agent = agent.value {
             let announcement = XMLElement("release", xmlns: NS.baton, ["appliance": recipe.name, "channel": channel, "version": version,
