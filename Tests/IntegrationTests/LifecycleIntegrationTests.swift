@@ -39,6 +39,7 @@ import Testing
             root: \(Self.sharedRoot)
             recipes: \(recipes.path)
             signing_key: \(cluster.server.dir.path)/keys/release.ed25519
+            signing_key_create: true
             """
         return try await RunningAgent(try Agent(settings: settings, modules: try settings.modules.map { try ModuleCatalog.make($0, settings: settings) }))
     }

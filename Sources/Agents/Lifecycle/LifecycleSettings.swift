@@ -11,6 +11,7 @@ import Yams
 ///     root: /var/lib/baton/shared        # default: <state_dir>/../shared
 ///     recipes: /etc/baton/recipes        # default: recipes
 ///     signing_key: /etc/baton/keys/release.ed25519   # default: <root>/keys/release.ed25519
+///     signing_key_create: true           # generate the key if missing (default false: refuse)
 ///     retention: 5                       # release versions kept per channel
 ///     source_date_epoch: 1700000000      # default for reproducible builds
 /// ```
@@ -20,6 +21,7 @@ struct LifecycleSettings: Sendable {
     var root: URL
     var recipes: URL
     var signingKey: URL
+    var signingKeyCreate: Bool
     var retention: Int
     var sourceDateEpoch: Int
 
@@ -37,7 +39,7 @@ struct LifecycleSettings: Sendable {
             }
             section = parsed
         }
-        let known: Set<String> = ["root", "recipes", "signing_key", "retention", "source_date_epoch"]
+        let known: Set<String> = ["root", "recipes", "signing_key", "signing_key_create", "retention", "source_date_epoch"]
         for key in section.keys where !known.contains(key) {
             throw ConfigError(file: "module_settings.lifecycle", "unknown setting '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -45,6 +47,10 @@ struct LifecycleSettings: Sendable {
                    ?? ((agent.stateDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared"))
         recipes = URL(fileURLWithPath: section["recipes"] as? String ?? "recipes")
         signingKey = URL(fileURLWithPath: section["signing_key"] as? String ?? root.appendingPathComponent("keys/release.ed25519").path)
+        guard section["signing_key_create"].map({ $0 is Bool }) ?? true else {
+            throw ConfigError(file: "module_settings.lifecycle", "signing_key_create must be true or false")
+        }
+        signingKeyCreate = section["signing_key_create"] as? Bool ?? false
         retention = section["retention"] as? Int ?? 5
         sourceDateEpoch = section["source_date_epoch"] as? Int ?? 1_700_000_000
     }

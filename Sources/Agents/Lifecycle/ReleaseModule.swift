@@ -15,7 +15,8 @@ public final class ReleaseModule: StepRunner {
         let lifecycle = try LifecycleSettings(settings)
         self.settings = lifecycle
         let logger = BatonLog.logger(agent: settings.name, module: "release")
-        publisher = ReleasePublisher(root: lifecycle.releases, keyPath: lifecycle.signingKey, retention: lifecycle.retention) { logger.notice("\($0)") }
+        publisher = ReleasePublisher(root: lifecycle.releases, keyPath: lifecycle.signingKey, retention: lifecycle.retention,
+                                     createKey: lifecycle.signingKeyCreate) { logger.notice("\($0)") }
     }
 
     public func start(_ agent: AgentContext) async throws { self.agent.withLock { $0 = agent } }
@@ -27,45 +28,47 @@ public final class ReleaseModule: StepRunner {
         guard let formats = artifacts.object, !formats.isEmpty else { throw StepFailure("build.image produced no artifacts") }
         let channel = invocation.argument("channel")?.string ?? "testing"
         let pinnedVersion = invocation.argument("version")?.string
-        // Digests are checked before anything is staged: nothing half-published.
-        var files: [URL] = []
-        let staging = invocation.workspace.appendingPathComponent("files")
-        try? FileManager.default.removeItem(at: staging)
-        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        // Digests are checked before anything is staged: nothing half-published. The files are
+        // copied from the store straight into the staging directory beside the release (the
+        // releases root's file system, for the atomic rename). They were hard-linked into the
+        // step's workspace first, which failed with EXDEV when the lifecycle root was on another
+        // file system than state_dir.
+        var files: [(name: String, source: URL)] = []
         for (format, value) in formats.sorted(by: { $0.key < $1.key }) {
             let source = try ArtifactJSON.verifiedPath(value, "artifact \(format)", in: store)
-            let name = Self.fileName(appliance: recipe.name, format: format)
-            let target = staging.appendingPathComponent(name)
-            try FileManager.default.linkItem(at: source, to: target)
-            files.append(target)
+            files.append((Self.fileName(appliance: recipe.name, format: format), source))
         }
         let inputs = ReleaseInputs(recipeDigest: try invocation.required("recipe_digest", from: "config.resolve").string ?? "",
                                    snapshotID: try invocation.required("snapshot_id", from: "repo.snapshot").string ?? "",
                                    buildCacheKey: try invocation.required("cache_key", from: "build.image").string ?? "")
-        // Re-running an unchanged workflow must not publish a second copy: the same inputs under
-        // this appliance/channel mean the release exists already. Other inputs get the next
-        // free version (1.0 → 1.0.1 …) unless the workflow pins one.
-        let channelDir: URL
-        do { channelDir = try publisher.channelDir(recipe.name, channel) } catch { throw StepFailure("\(error)") }
-        if let existing = Self.release(in: channelDir, with: inputs) {
-            invocation.progress("already published as \(existing) with the same inputs")
-            return StepOutcome(outputs: ["release_dir": .string(channelDir.appendingPathComponent(existing).path), "channel": .string(channel),
-                                        "version": .string(existing), "already_published": .bool(true),
-                                        "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
-        }
-        var version = pinnedVersion ?? recipe.version.string
-        if pinnedVersion == nil {
-            var n = 0
-            while FileManager.default.fileExists(atPath: channelDir.appendingPathComponent(version).path) {
-                n += 1
-                version = "\(recipe.version.string).\(n)"
-            }
-        }
+        let publisher = self.publisher
+        let choice: ReleasePublisher.VersionChoice = pinnedVersion.map { .pinned($0) } ?? .next(base: recipe.version.string)
         let trail = try WorkflowDocument.encoder.encode(Provenance(workflow: invocation.workflowID, name: invocation.workflowName,
                                                                    submitter: invocation.submitter, trail: invocation.trail))
-        let publisher = self.publisher
-        let directory = try await offloaded { [files, version] in
-            try publisher.publish(appliance: recipe.name, channel: channel, version: version, files: files, inputs: inputs, trail: trail)
+        // Re-running an unchanged workflow must not publish a second copy: the same inputs under
+        // this appliance/channel mean the release exists already. Other inputs get a version
+        // above every one the channel ever had (1.0 → 1.0.1 …) unless the workflow pins one.
+        let publication: ReleasePublisher.Publication
+        do {
+            publication = try await offloaded { [files] in
+                try publisher.publish(appliance: recipe.name, channel: channel, version: choice, files: files, inputs: inputs, trail: trail,
+                                      oncePerInputs: true)
+            }
+        } catch let error as ReleaseError { throw StepFailure("\(error)") }
+        let (directory, version) = (publication.dir, publication.version)
+        if publication.alreadyPublished {
+            // A pinned version that differs would be ignored: the step would end well with a
+            // version other than the one the workflow names, which whatever consumes it would
+            // not notice. Publishing the same content again under it is what this check prevents.
+            if let pinnedVersion, pinnedVersion != version {
+                throw StepFailure("version \(pinnedVersion) is pinned, but these inputs are already published as \(version) in "
+                                  + "\(recipe.name)/\(channel), and a release is published once per inputs: pin \(version), "
+                                  + "leave version out, or change the inputs")
+            }
+            invocation.progress("already published as \(version) with the same inputs")
+            return StepOutcome(outputs: ["release_dir": .string(directory.path), "channel": .string(channel), "version": .string(version),
+                                        "already_published": .bool(true),
+                                        "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
         }
         invocation.progress("published \(recipe.name) \(version) to \(channel)")
         if let agent = agent.value {
@@ -76,17 +79,6 @@ public final class ReleaseModule: StepRunner {
         }
         return StepOutcome(outputs: ["release_dir": .string(directory.path), "channel": .string(channel), "version": .string(version),
                                     "public_key": .string(try publisher.publicKey().rawRepresentation.base64EncodedString())])
-    }
-
-    /// The version in `channelDir` whose manifest records exactly `inputs`, if any.
-    static func release(in channelDir: URL, with inputs: ReleaseInputs) -> String? {
-        let versions = (try? FileManager.default.contentsOfDirectory(atPath: channelDir.path)) ?? []
-        return versions.filter { !$0.hasPrefix(".") && $0 != "latest" }.sorted().first { version in
-            guard let data = FileManager.default.contents(atPath: channelDir.appendingPathComponent("\(version)/manifest.json").path),
-                  let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let recorded = manifest["inputs"] as? [String: String] else { return false }
-            return recorded == ["recipe_digest": inputs.recipeDigest, "snapshot_id": inputs.snapshotID, "build_cache_key": inputs.buildCacheKey]
-        }
     }
 
     static func fileName(appliance: String, format: String) -> String {
