@@ -115,10 +115,18 @@ public enum Tool {
         }
         let end = waitForExit(done, timeout: timeout)
         let ended = end == .exited || stop(process.processIdentifier, exited: done, gently: end == .timedOut)
-        // After a stop, bounded: a process that left the group may still hold a pipe. Its
-        // handles are then left open (closing one under a blocked reader could have it read
-        // another file that reused the number).
-        if readers.wait(timeout: end == .exited ? .distantFuture : .now() + 5) == .success {
+        var drained = readers.wait(timeout: .now() + (end == .exited ? Self.outputGrace : 5)) == .success
+        if !drained, end == .exited {
+            // The tool is done but something it started still holds its output (a daemon, a
+            // background job): what is left of its group is stopped — a step's tool must not
+            // outlive it, nor keep the step waiting — and the output read so far is kept.
+            kill(-process.processIdentifier, SIGKILL)
+            drained = readers.wait(timeout: .now() + 5) == .success
+        }
+        // Bounded: a process that left the group may still hold a pipe. Its handles are then
+        // left open (closing one under a blocked reader could have it read another file that
+        // reused the number).
+        if drained {
             // Closed here, not left to the handles' deallocation: Foundation's Process keeps its
             // pipes alive, and each run left two descriptors open — an agent running a few hundred
             // tools passed 1024, where libstrophe's select() aborts the process.
@@ -138,6 +146,9 @@ public enum Tool {
     }
 
     enum End { case exited, timedOut, cancelled }
+
+    /// How long the output may go on after the tool exited (what it started still writing).
+    static let outputGrace: TimeInterval = 2
 
     /// Waits for `exited` (a termination handler's signal) up to `timeout`, or until the work
     /// on this thread is cancelled (`ThreadCancel`), looking every 0.1 s.

@@ -43,7 +43,7 @@ enum Subprocess {
             box.kill()
         }
         let status: Int32 = try await withTaskCancellationHandler { try await withCheckedThrowingContinuation { cont in
-            proc.terminationHandler = { p in cont.resume(returning: p.terminationStatus) }
+            proc.terminationHandler = { p in cont.resume(returning: ProcessEnd(p).status) }  // 128 + N when killed by signal N, as a shell says
             do { try proc.runWithCleanSignals() } catch {
                 proc.terminationHandler = nil
                 cont.resume(throwing: LauncherError.ioFailure("cannot start \(argv[0]): \(error)"))

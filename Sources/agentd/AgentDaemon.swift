@@ -33,7 +33,7 @@ struct AgentDaemon: AsyncParsableCommand {
             settings = try AgentSettings.load(path: config)
             // Read: gone from the environment, so that no process this agent starts (tools,
             // containers, shell.run commands) inherits the password.
-            for name in ChildEnvironment.secrets { unsetenv(name) }
+            ChildEnvironment.forgetSecrets()
             modules = try settings.modules.map { try ModuleCatalog.make($0, settings: settings) }
         } catch let error as ConfigError {
             FileHandle.standardError.write("agentd: \(error)\n".data(using: .utf8)!)

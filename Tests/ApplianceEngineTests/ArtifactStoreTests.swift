@@ -92,6 +92,25 @@ import Testing
         #expect(!Self.isRunning(job), "the background job \(job) still runs")
     }
 
+    /// A tool that exits leaving a job that holds its output: the run returns with what was
+    /// written (it waited for the job, 30 s here, and would for ever for a daemon) and the job
+    /// is stopped. The job closes its other descriptors, as daemons do (one of them is how
+    /// Foundation learns that the tool ended; a job that kept it would hold the end back, till
+    /// the step's time limit stops the group).
+    @Test func aJobLeftHoldingTheOutputDoesNotKeepTheRun() throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("baton-job-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        let t0 = Date()
+        let daemonLike = "import os, time; os.closerange(3, 65536); time.sleep(30)"
+        let output = try Tool.run(["sh", "-c", "python3 -c '\(daemonLike)' & echo $! > \(pidFile.path); echo done"])
+        #expect(Date().timeIntervalSince(t0) < 10)
+        #expect(output.stdoutString == "done\n")
+        let job = try #require(Int32(String(decoding: try Data(contentsOf: pidFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // Killed: its descriptors close a moment before it is seen to end.
+        for _ in 0..<20 where Self.isRunning(job) { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!Self.isRunning(job), "the background job \(job) still runs")
+    }
+
     /// Whether `pid` is there and not a zombie.
     static func isRunning(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }

@@ -156,6 +156,9 @@ import Testing
         crashable.executableURL = URL(fileURLWithPath: Products.path("agentd"))
         crashable.arguments = ["--config", try cluster.agentConfigFile("disco-c")]
         crashable.standardError = FileHandle.nullDevice
+        // A password given by environment (the config's own wins) must not stay readable.
+        let secret = "env-secret-\(UUID().uuidString)"
+        crashable.environment = ProcessInfo.processInfo.environment.merging(["BATON_PASSWORD": secret]) { _, new in new }
         try crashable.run()
         let cJID = "disco-c@baton.test/agent"
         let allThree: @Sendable ([AgentDirectory.Peer]) -> Bool = { peers in
@@ -163,6 +166,10 @@ import Testing
         }
         #expect(await a.agent.directory.wait(timeout: 15, until: allThree))
         #expect(await b.agent.directory.wait(timeout: 15, until: allThree))
+        // Its children (and their children) could read it in /proc/PID/environ: gone there too.
+        let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(crashable.processIdentifier)/environ"))
+        #expect(!String(decoding: environ, as: UTF8.self).contains(secret))
+        #expect(String(decoding: environ, as: UTF8.self).contains("PATH="))
 
         // A late joiner appears in the running peers' views without restarting them.
         let d = try await cluster.startAgent("disco-d")

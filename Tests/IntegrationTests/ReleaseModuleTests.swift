@@ -41,7 +41,7 @@ import Testing
         ]
         return StepInvocation(workflowID: "w-\(build)", workflowName: "micro-appliance",
                               step: .init(id: "publish", action: "release.publish", with: with), params: [:], context: context,
-                              attempt: 1, trail: [], submitter: "ops@baton.test",
+                              earlierSteps: ["configure", "packages", "image"], attempt: 1, trail: [], submitter: "ops@baton.test",
                               workspace: base.appendingPathComponent("state/work/w-\(build)/publish"), logger: Logger(label: "t"),
                               progress: { _ in })
     }
