@@ -40,7 +40,7 @@ import Testing
             "image": ["cache_key": .string("key-\(build)"), "artifacts": .object(["squashfs": ArtifactJSON.value(ref)])],
         ]
         return StepInvocation(workflowID: "w-\(build)", workflowName: "micro-appliance",
-                              step: .init(id: "publish", action: "release.publish", with: with), params: [:], context: context,
+                              step: .init(id: "publish", action: "release.publish", with: with), params: [:], context: context, earlierSteps: ["configure", "packages", "image"],
                               attempt: 1, trail: [], submitter: "ops@baton.test",
                               workspace: base.appendingPathComponent("state/work/w-\(build)/publish"), logger: Logger(label: "t"),
                               progress: { _ in })
