@@ -217,15 +217,59 @@ import Testing
         #expect(try String(contentsOfFile: "\(directory)/rejected/\(placed)", encoding: .utf8) == "workflow: w\n")
     }
 
-    @Test func placingNeverReplacesAFile() throws {
+    @Test(arguments: [false, true]) func placingNeverReplacesAFile(withoutRenameNoReplace: Bool) throws {
+        let move = withoutRenameNoReplace ? Self.noRenameNoReplace : SpoolWatcher.systemRenameNoReplace
         try "mine".write(toFile: directory + "/from", atomically: false, encoding: .utf8)
         try "theirs".write(toFile: directory + "/to", atomically: false, encoding: .utf8)
-        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/to") == EEXIST)
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/to", renameNoReplace: move) == EEXIST)
         #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
         #expect(SpoolWatcher.create(directory + "/to", holding: "note") == EEXIST)
         #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
-        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free") == 0)
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free", renameNoReplace: move) == 0)
         #expect(try String(contentsOfFile: directory + "/free", encoding: .utf8) == "mine")
+        // The source gone (another agent moved it): nothing is left under the name.
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/again", renameNoReplace: move) == ENOENT)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/again"))
+    }
+
+    // MARK: file systems without RENAME_NOREPLACE (NFS, OpenZFS before 2.2)
+
+    static let noRenameNoReplace: SpoolWatcher.RenameNoReplace = { _, _ in EINVAL }
+
+    /// Runs `body` with files' permissions checked as user nobody when the tests run as root,
+    /// who may hard-link any file: an agent's user may not link another user's file it cannot
+    /// write (fs.protected_hardlinks). setfsuid is per thread, and `body` does not suspend.
+    func asNobody<T>(_ body: () throws -> T) rethrows -> T {
+        guard geteuid() == 0, let symbol = dlsym(nil, "setfsuid") else { return try body() }
+        let setfsuid = unsafeBitCast(symbol, to: (@convention(c) (UInt32) -> Int32).self)
+        _ = setfsuid(65534)
+        defer { _ = setfsuid(0) }
+        return try body()
+    }
+
+    @Test func withoutRenameNoReplaceAnotherUsersFilesEndAcceptedOrRejectedOnce() throws {
+        let submissions = Submissions()
+        let spool = try SpoolWatcher(directory: directory, agentName: "a", submitter: { "test" }, submit: submissions.submit,
+                                     renameNoReplace: Self.noRenameNoReplace)
+        for sub in ["incoming", "processing", "processing/a", "accepted", "rejected"] { chmod("\(directory)/\(sub)", 0o777) }
+        try drop("w.yaml")
+        try drop("bad.yaml", "workflow: w\n")
+        // Dropped by another user, readable by all, writable by its owner only.
+        for name in ["w.yaml", "bad.yaml"] {
+            chmod("\(directory)/incoming/\(name)", 0o644)
+            if geteuid() == 0 { chown("\(directory)/incoming/\(name)", 1, 1) }
+        }
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        asNobody {
+            settle(spool, at: now)
+            spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        }
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+        #expect(names("rejected") == ["bad.yaml", "bad.yaml.error"])
+        #expect(names("processing") == [])
+        #expect(names("incoming") == [])
     }
 
     @Test func claimsLeftByAnEarlierVersionGoOnlyToTheirOwnAgent() throws {

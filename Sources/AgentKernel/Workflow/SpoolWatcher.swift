@@ -59,11 +59,14 @@ final class SpoolWatcher: Sendable {
 
     /// Reads a claimed file (path, name); `readDroppedFile` but in tests.
     let readFile: @Sendable (_ path: String, _ name: String) throws -> Data
+    /// `renameat2` with `RENAME_NOREPLACE`, but in tests of the file systems that lack it.
+    let renameNoReplace: RenameNoReplace
 
     init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit,
          read: @escaping @Sendable (_ path: String, _ name: String) throws -> Data = {
              try SpoolWatcher.readDroppedFile($0, name: $1, limit: WorkflowParser.maximumBytes)
-         }) throws {
+         },
+         renameNoReplace: @escaping RenameNoReplace = SpoolWatcher.systemRenameNoReplace) throws {
         let root = URL(fileURLWithPath: directory)
         incoming = root.appendingPathComponent("incoming")
         processing = root.appendingPathComponent("processing")
@@ -75,6 +78,7 @@ final class SpoolWatcher: Sendable {
         }
         self.submit = submit
         self.readFile = read
+        self.renameNoReplace = renameNoReplace
         self.agentName = agentName
         self.submitter = submitter
         logger = BatonLog.logger(agent: agentName, module: "spool")
@@ -326,7 +330,7 @@ final class SpoolWatcher: Sendable {
                 if code == EEXIST { continue }
                 guard code == 0 else { throw SystemError(code, "cannot write \(target).error") }
             }
-            let code = Self.moveWithoutReplacing(claim.url.path, to: target)
+            let code = Self.moveWithoutReplacing(claim.url.path, to: target, renameNoReplace: renameNoReplace)
             if code == 0 { return candidate }
             // The note was written by this call a moment ago: no one else's file.
             if note != nil { unlink(target + ".error") }
@@ -354,15 +358,31 @@ final class SpoolWatcher: Sendable {
         return 0
     }
 
+    /// A rename that fails with EEXIST rather than replace `to`: 0 or the errno.
+    typealias RenameNoReplace = @Sendable (_ from: String, _ to: String) -> Int32
+    static let systemRenameNoReplace: RenameNoReplace = { baton_rename_noreplace($0, $1) == 0 ? 0 : errno }
+
     /// rename(2) that fails with EEXIST rather than replace `to`; 0 or the errno.
-    static func moveWithoutReplacing(_ from: String, to: String) -> Int32 {
-        if baton_rename_noreplace(from, to) == 0 { return 0 }
-        let code = errno
+    static func moveWithoutReplacing(_ from: String, to: String, renameNoReplace: RenameNoReplace = systemRenameNoReplace) -> Int32 {
+        let code = renameNoReplace(from, to)
         guard code == EINVAL || code == ENOSYS else { return code }
-        // No RENAME_NOREPLACE here: link() refuses an existing name as well. A crash before the
-        // unlink leaves the claim in processing/ too, and its retry places a second copy.
-        guard link(from, to) == 0 else { return errno }
-        unlink(from)
+        // No RENAME_NOREPLACE here (NFS, OpenZFS before 2.2). The name is reserved by a file
+        // only this call can have made (O_EXCL), and the source renamed over it: a rename that
+        // replaces only our own placeholder, and moves the source in one step, so of two agents
+        // moving one file only one can. Not link() and unlink(): with fs.protected_hardlinks
+        // (the distributions' default) link() fails with EPERM on a file the agent neither owns
+        // nor may write — any file dropped by another user with mode 0644 — and a source left in
+        // place until the unlink can be linked by two agents at once. A crash between the two
+        // steps leaves an empty placeholder; the claim is still in processing/ and its retry
+        // takes the next free name.
+        let fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return errno }
+        close(fd)
+        guard rename(from, to) == 0 else {
+            let code = errno
+            unlink(to)  // the placeholder made just now
+            return code
+        }
         return 0
     }
 }
