@@ -68,9 +68,11 @@ import Testing
         try text.write(toFile: "\(directory)/incoming/\(name)", atomically: false, encoding: .utf8)
     }
 
-    /// The files (not directories) in `sub`, recursively, sorted.
+    /// The files (not directories) in `sub`, recursively, sorted; not dot files (the claim
+    /// directories' `.lock`).
     func names(_ sub: String) -> [String] {
         ((try? FileManager.default.subpathsOfDirectory(atPath: "\(directory)/\(sub)")) ?? []).filter { path in
+            guard !(path as NSString).lastPathComponent.hasPrefix(".") else { return false }
             var isDirectory: ObjCBool = false
             return FileManager.default.fileExists(atPath: "\(directory)/\(sub)/\(path)", isDirectory: &isDirectory) && !isDirectory.boolValue
         }.sorted()
@@ -116,11 +118,13 @@ import Testing
 
     @Test func aClaimLeftSubmittedIsResubmittedUnderTheSameIdAfterARestart() throws {
         let submissions = Submissions()
-        let first = try watcher(submissions)
-        try breakAccepted()
-        try drop("w.yaml")
-        settle(first)
-        try mendAccepted()
+        do {
+            let first = try watcher(submissions)
+            try breakAccepted()
+            try drop("w.yaml")
+            settle(first)
+            try mendAccepted()
+        }
         // The next start (a new watcher) finishes the claim under the id it was submitted with,
         // which the journal ignores as a duplicate (JournalTests).
         let second = try watcher(submissions)
@@ -304,6 +308,27 @@ import Testing
         let ids = forBuildEU.ids.withLock { $0 }
         #expect(ids.count == 1)
         #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+    }
+
+    @Test func aSecondWatcherOfTheSameNameRefusesTheSpool() throws {
+        let first = Submissions(), second = Submissions()
+        do {
+            let a = try watcher(first)
+            // build@x/a and build@x/b are both agent `build` unless named apart.
+            var b: SpoolWatcher?
+            #expect(throws: SpoolNameInUse.self) { b = try watcher(second) }
+            // Kept in processing/a/ after submission: a second watcher of that name would adopt it.
+            try breakAccepted()
+            try drop("w.yaml")
+            let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+            settle(a, at: now)
+            b?.scanOnce(now: now)
+            #expect(first.ids.withLock { $0.count } == 1)
+            #expect(second.ids.withLock { $0 } == [])
+            try mendAccepted()
+        }
+        // The lock goes with the watcher: the agent's next start takes it.
+        #expect(throws: Never.self) { _ = try watcher(second) }
     }
 
     @Test func agentNamesBecomeOneDirectoryName() {

@@ -76,12 +76,36 @@ final class SpoolWatcher: Sendable {
         for dir in [incoming, processing, claims, accepted, rejected] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
+        lock = try Self.takeLock(claims: claims, agent: agentName, spool: directory)
         self.submit = submit
         self.readFile = read
         self.renameNoReplace = renameNoReplace
         self.agentName = agentName
         self.submitter = submitter
         logger = BatonLog.logger(agent: agentName, module: "spool")
+    }
+
+    deinit { close(lock) }
+
+    /// The descriptor holding `flock` on `processing/AGENT/.lock` for the watcher's life.
+    private let lock: Int32
+
+    /// Two agents of one name would share `processing/AGENT/`, and each retries every claim
+    /// there that it does not remember making: each would submit the other's claims, under
+    /// journals of their own that cannot tell a duplicate. So one watcher per name: the
+    /// second one's init throws `SpoolNameInUse`. (flock works across NFS clients on Linux,
+    /// through the NFS lock manager, unless the spool is mounted with `nolock`.)
+    private static func takeLock(claims: URL, agent: String, spool: String) throws -> Int32 {
+        let path = claims.appendingPathComponent(".lock").path
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemError(errno, "cannot open \(path)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            if code == EWOULDBLOCK { throw SpoolNameInUse(spool: spool, agent: agent, lock: path) }
+            throw SystemError(code, "cannot lock \(path)")
+        }
+        return fd
     }
 
     func run() async {
@@ -247,6 +271,7 @@ final class SpoolWatcher: Sendable {
     /// crash (old-format ones too).
     private func retryClaims(now: Date) {
         let own = ((try? FileManager.default.contentsOfDirectory(atPath: claims.path)) ?? []).sorted()
+            .filter { !$0.hasPrefix(".") }  // .lock; a claim never starts with a dot (CLAIMID-NAME)
             .map { Claim(url: claims.appendingPathComponent($0)) }
         let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
             .compactMap { Claim(old: $0, in: processing, agent: agentName) }
@@ -384,6 +409,17 @@ final class SpoolWatcher: Sendable {
             return code
         }
         return 0
+    }
+}
+
+/// Another watcher (of this process or another, on this machine or another) holds the lock of
+/// the agent's claims directory: an agent of the same name watches the spool.
+struct SpoolNameInUse: Error, CustomStringConvertible {
+    let spool: String, agent: String, lock: String
+    var description: String {
+        "spool \(spool) is not watched by this agent: another agent named '\(agent)' watches it (it holds \(lock)). "
+            + "Agents sharing a spool must have distinct names, or they would submit each other's files twice: set `name:` "
+            + "in each agent's configuration (it defaults to the local part of the JID, so build@host/a and build@host/b are both 'build')"
     }
 }
 
