@@ -351,12 +351,42 @@ import Testing
 
     @Test func aFileThatCannotBeClaimedIsReportedNotSkippedSilently() throws {
         let spool = try watcher(Submissions())
-        // Its claim directory gone: rename fails with ENOENT, but the file is still there.
+        // Its claim directory a file: rename fails with ENOTDIR.
         try FileManager.default.removeItem(atPath: directory + "/processing/a")
+        try "".write(toFile: directory + "/processing/a", atomically: false, encoding: .utf8)
         try drop("w.yaml")
         settle(spool)
         #expect(names("incoming") == ["w.yaml"])
-        #expect(spool.problems["w.yaml"] == "cannot claim incoming/w.yaml: No such file or directory")
+        #expect(spool.problems["w.yaml"] == "cannot claim incoming/w.yaml: Not a directory")
+    }
+
+    @Test func aClaimsDirectoryGoneIsMadeAgain() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try FileManager.default.removeItem(atPath: directory + "/processing/a")
+        try drop("w.yaml")
+        settle(spool)
+        #expect(names("incoming") == [])
+        #expect(names("accepted").count == 1)
+        #expect(submissions.ids.withLock { $0.count } == 1)
+    }
+
+    @Test func anotherAgentsClaimsDirectoryIsNoOldClaim() throws {
+        // Agent build.20241129.eu's directory has the form of agent eu's old claims
+        // (NAME.CLAIMID.eu); eu must not take it, nor what is in it.
+        let other = try watcher(Submissions(), agent: "build.20241129.eu")
+        let forEU = Submissions()
+        let eu = try watcher(forEU, agent: "eu")
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
+        settle(other, at: now)
+        let claimed = names("processing")
+        #expect(claimed.count == 1 && claimed.first?.hasPrefix("build.20241129.eu/") == true)
+        eu.scanOnce(now: now)
+        #expect(names("processing") == claimed)
+        #expect(names("rejected") == [])
+        #expect(forEU.ids.withLock { $0 } == [])
     }
 
     @Test func anIncomingDirectoryThatCannotBeListedIsReported() throws {

@@ -142,8 +142,8 @@ final class SpoolWatcher: Sendable {
             }
             // The claim: one rename; whoever loses gets ENOENT on the file and moves on.
             let claim = Claim(in: claims, name: name)
-            guard rename(path, claim.url.path) == 0 else {
-                let code = errno
+            let code = move(path, toClaim: claim)
+            guard code == 0 else {
                 if code == ENOENT, Self.sighting(of: path) == nil { continue }
                 report(name, "cannot claim incoming/\(name): \(String(cString: strerror(code)))")
                 continue
@@ -154,6 +154,18 @@ final class SpoolWatcher: Sendable {
         // What was reported of names gone is forgotten: if they come back, they are told again.
         let present = Set(listed)
         reported.withLock { $0 = $0.filter { key, _ in present.contains(key) } }
+    }
+
+    /// Renames `path` (in `incoming/`) to `claim`: 0 or the errno. A claims directory gone
+    /// (removed by hand, or moved away by an earlier version's agent) is made again, or no file
+    /// could be claimed until the agent's restart.
+    private func move(_ path: String, toClaim claim: Claim) -> Int32 {
+        if rename(path, claim.url.path) == 0 { return 0 }
+        let code = errno
+        guard code == ENOENT, Self.sighting(of: path) != nil, !FileManager.default.fileExists(atPath: claims.path),
+              (try? FileManager.default.createDirectory(at: claims, withIntermediateDirectories: true)) != nil else { return code }
+        logger.warning("spool: \(claims.path) was gone; made it again")
+        return rename(path, claim.url.path) == 0 ? 0 : errno
     }
 
     /// The key of `incoming/`'s own problem in `reported` (no file name is empty).
@@ -195,6 +207,12 @@ final class SpoolWatcher: Sendable {
     static func isLeftover(_ name: String) -> Bool {
         name.hasSuffix("~") || (name.count > 1 && name.hasPrefix("#") && name.hasSuffix("#"))
             || [".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload"].contains { name.hasSuffix($0) }
+    }
+
+    /// Whether `path` is a regular file, a link not followed.
+    static func isRegularFile(_ path: String) -> Bool {
+        var status = stat()
+        return lstat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFREG
     }
 
     static func sighting(of path: String) -> Sighting? {
@@ -275,6 +293,9 @@ final class SpoolWatcher: Sendable {
             .map { Claim(url: claims.appendingPathComponent($0)) }
         let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
             .compactMap { Claim(old: $0, in: processing, agent: agentName) }
+            // A claim was a file: `build.20241129.eu`, agent build.20241129.eu's claims directory,
+            // has the form of one of agent eu's.
+            .filter { Self.isRegularFile($0.url.path) }
         let paths = Set((own + old).map(\.url.path))
         kept.withLock { $0 = $0.filter { paths.contains($0.key) } }  // moved away by hand
         for claim in own + old {
