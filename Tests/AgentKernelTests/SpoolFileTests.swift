@@ -78,10 +78,23 @@ import Testing
         }.sorted()
     }
 
-    /// Scans twice at `quietPeriod` from now: what was dropped before is claimed.
-    func settle(_ spool: SpoolWatcher, at now: Date = Date().addingTimeInterval(SpoolWatcher.quietPeriod)) {
+    /// Scans at `now` and `quietPeriod` later: what was dropped before is claimed. The instant
+    /// of the second scan.
+    @discardableResult
+    func settle(_ spool: SpoolWatcher, at now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
         spool.scanOnce(now: now)
-        spool.scanOnce(now: now)
+        spool.scanOnce(now: now + SpoolWatcher.quietPeriod)
+        return now + SpoolWatcher.quietPeriod
+    }
+
+    /// Later than the retry of a claim kept at `now`.
+    func afterRetry(_ now: ContinuousClock.Instant) -> ContinuousClock.Instant { now + SpoolWatcher.retryInterval + .seconds(1) }
+
+    func append(_ text: String, to name: String) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/incoming/\(name)"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.close()
     }
 
     /// Replaces accepted/ by a file, so that moving a claim there fails (even for root).
@@ -100,15 +113,14 @@ import Testing
         let spool = try watcher(submissions)
         try breakAccepted()
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(spool, at: now)
+        let now = settle(spool)
         #expect(submissions.ids.withLock { $0.count } == 1)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         // Before the retry interval nothing happens; after it, the file is moved, not submitted again.
-        spool.scanOnce(now: now.addingTimeInterval(1))
+        spool.scanOnce(now: now + .seconds(1))
         try mendAccepted()
-        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        spool.scanOnce(now: afterRetry(now))
         let ids = submissions.ids.withLock { $0 }
         #expect(ids.count == 1)
         #expect(names("accepted") == ["\(ids[0])-w.yaml"])
@@ -128,7 +140,7 @@ import Testing
         // The next start (a new watcher) finishes the claim under the id it was submitted with,
         // which the journal ignores as a duplicate (JournalTests).
         let second = try watcher(submissions)
-        second.scanOnce(now: Date())
+        second.scanOnce(now: .now)
         #expect(names("processing") == [])
         let ids = submissions.ids.withLock { $0 }
         #expect(ids.count == 2 && ids[0] == ids[1])
@@ -141,12 +153,11 @@ import Testing
         submissions.failure.withLock { $0 = "disk I/O error" }
         let spool = try watcher(submissions)
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(spool, at: now)
+        let now = settle(spool)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         submissions.failure.withLock { $0 = nil }
-        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        spool.scanOnce(now: afterRetry(now))
         let ids = submissions.ids.withLock { $0 }
         #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
         #expect(names("rejected") == [])
@@ -165,13 +176,15 @@ import Testing
         let submissions = Submissions()
         let spool = try watcher(submissions)
         try drop("w.yaml")
-        // Written just now: a writer may be at work, however often it is seen — even with its
-        // mtime set back (cp -p does that when it is done, scp -p, curl -R too).
-        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: directory + "/incoming/w.yaml")
-        spool.scanOnce(now: Date())
-        spool.scanOnce(now: Date())
+        // Seen unchanged for less than quietPeriod: a writer may be at work.
+        let now = ContinuousClock.now
+        spool.scanOnce(now: now)
+        spool.scanOnce(now: now + .seconds(1))
         #expect(names("incoming") == ["w.yaml"])
-        settle(spool)
+        // Unchanged for quietPeriod by the agent's monotonic clock, whatever the wall clock
+        // says: its ctime is a moment ago by the wall clock (as with a clock stepped back, or
+        // an NFS server's ahead), and still it is claimed.
+        spool.scanOnce(now: now + SpoolWatcher.quietPeriod)
         #expect(names("incoming") == [])
         #expect(submissions.ids.withLock { $0.count } == 1)
     }
@@ -180,18 +193,30 @@ import Testing
         let submissions = Submissions()
         let spool = try watcher(submissions)
         try drop("w.yaml", "workflow: w\n")
-        // Seen old enough twice, but grown between: not claimed until seen unchanged.
-        let later = Date().addingTimeInterval(60)
-        spool.scanOnce(now: later)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/incoming/w.yaml"))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("steps:\n  - { id: a, action: util.noop }\n".utf8))
-        try handle.close()
-        spool.scanOnce(now: later)
+        // Seen a minute apart, but grown between: not claimed until left alone for quietPeriod.
+        let now = ContinuousClock.now
+        spool.scanOnce(now: now)
+        try append("steps:\n  - { id: a, action: util.noop }\n", to: "w.yaml")
+        spool.scanOnce(now: now + .seconds(60))
         #expect(names("incoming") == ["w.yaml"])
-        spool.scanOnce(now: later)
+        spool.scanOnce(now: now + .seconds(60) + SpoolWatcher.quietPeriod)
         #expect(names("accepted").count == 1)
         #expect(names("rejected") == [])
+    }
+
+    @Test func aFileThatNeverSettlesIsReportedAfterAMinute() throws {
+        let spool = try watcher(Submissions())
+        try drop("w.yaml")
+        let now = ContinuousClock.now
+        for second in [0, 1, 20, 40, 59] {
+            try append("# \(second)\n", to: "w.yaml")
+            spool.scanOnce(now: now + .seconds(second))
+        }
+        #expect(spool.problems["w.yaml"] == nil)
+        try append("# 61\n", to: "w.yaml")
+        spool.scanOnce(now: now + .seconds(61))
+        #expect(spool.problems["w.yaml"]?.hasPrefix("incoming/w.yaml has kept changing for over a minute") == true)
+        #expect(names("incoming") == ["w.yaml"])
     }
 
     @Test func editorLeftoversAreNeverClaimed() throws {
@@ -199,7 +224,7 @@ import Testing
         let spool = try watcher(submissions)
         let leftovers = ["#w.yaml#", "w.yaml.crdownload", "w.yaml.part", "w.yaml.swp", "w.yaml.tmp", "w.yaml~"]
         for name in leftovers { try drop(name) }
-        settle(spool, at: Date().addingTimeInterval(3600))
+        settle(spool, at: .now + .seconds(3600))
         #expect(names("incoming") == leftovers)
         #expect(submissions.ids.withLock { $0 } == [])
         #expect(names("rejected") == [])
@@ -263,10 +288,9 @@ import Testing
             chmod("\(directory)/incoming/\(name)", 0o644)
             if geteuid() == 0 { chown("\(directory)/incoming/\(name)", 1, 1) }
         }
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
         asNobody {
-            settle(spool, at: now)
-            spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+            let now = settle(spool)
+            spool.scanOnce(now: afterRetry(now))
         }
         let ids = submissions.ids.withLock { $0 }
         #expect(ids.count == 1)
@@ -281,10 +305,10 @@ import Testing
         let eu = try watcher(forEU, agent: "eu"), buildEU = try watcher(forBuildEU, agent: "build.eu")
         let old = "w.yaml.0A1B2C3D.build.eu"
         try Self.workflow.write(toFile: "\(directory)/processing/\(old)", atomically: false, encoding: .utf8)
-        eu.scanOnce(now: Date())
+        eu.scanOnce(now: .now)
         #expect(forEU.ids.withLock { $0 } == [])
         #expect(names("processing") == [old])
-        buildEU.scanOnce(now: Date())
+        buildEU.scanOnce(now: .now)
         // The id that version gave it, so a claim it had submitted is not submitted again.
         let id = String(WorkflowDirectoryHash.hex(of: old).prefix(12))
         #expect(forBuildEU.ids.withLock { $0 } == [id])
@@ -296,15 +320,14 @@ import Testing
         let buildEU = try watcher(forBuildEU, agent: "build.eu")
         try breakAccepted()
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(buildEU, at: now)
+        let now = settle(buildEU)
         #expect(names("processing").count == 1)
         try mendAccepted()
         // Agent eu, starting, finds no claim of its own in build.eu's.
         let eu = try watcher(forEU, agent: "eu")
-        eu.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        eu.scanOnce(now: afterRetry(now))
         #expect(forEU.ids.withLock { $0 } == [])
-        buildEU.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        buildEU.scanOnce(now: afterRetry(now))
         let ids = forBuildEU.ids.withLock { $0 }
         #expect(ids.count == 1)
         #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
@@ -320,8 +343,7 @@ import Testing
             // Kept in processing/a/ after submission: a second watcher of that name would adopt it.
             try breakAccepted()
             try drop("w.yaml")
-            let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-            settle(a, at: now)
+            let now = settle(a)
             b?.scanOnce(now: now)
             #expect(first.ids.withLock { $0.count } == 1)
             #expect(second.ids.withLock { $0 } == [])
@@ -379,8 +401,7 @@ import Testing
         let eu = try watcher(forEU, agent: "eu")
         try breakAccepted()
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(other, at: now)
+        let now = settle(other)
         let claimed = names("processing")
         #expect(claimed.count == 1 && claimed.first?.hasPrefix("build.20241129.eu/") == true)
         eu.scanOnce(now: now)
@@ -404,12 +425,11 @@ import Testing
             return try SpoolWatcher.readDroppedFile(path, name: name, limit: 1024)
         }
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(spool, at: now)
+        let now = settle(spool)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         failing.withLock { $0 = false }
-        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        spool.scanOnce(now: afterRetry(now))
         #expect(names("accepted").count == 1)
         #expect(names("processing") == [])
     }

@@ -11,9 +11,8 @@ import Synchronization
 ///
 /// Files whose names start with `.` are ignored: write to `.name` and rename, so a half-written
 /// file is never read. A file written in place (cp, scp, curl -o) is claimed only once it has
-/// been left alone — unchanged (inode, size, times) since the previous scan, and its last
-/// change (ctime) at least `quietPeriod` old — since a file cut inside `steps:` is
-/// still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
+/// been left alone — seen unchanged (inode, size, mtime, ctime) for `quietPeriod` by the agent's
+/// monotonic clock — since a file cut inside `steps:` is still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
 /// never claimed.
 ///
 /// Only the file's own faults reject it. A claim the agent could not finish (the journal
@@ -31,12 +30,17 @@ final class SpoolWatcher: Sendable {
     let agentName: String
     let submitter: @Sendable () -> String
     let logger: Logger
-    static let retryInterval: TimeInterval = 5
-    /// How long a file in `incoming/` must have been left alone to be claimed.
-    static let quietPeriod: TimeInterval = 1.5
+    /// The watcher's clock. Monotonic: a wall clock stepped back, or a file's times from an NFS
+    /// server whose clock is ahead, made a finished file wait out the difference, silently.
+    typealias Instant = ContinuousClock.Instant
+    static let retryInterval: Duration = .seconds(5)
+    /// How long a file in `incoming/` must have been seen unchanged to be claimed.
+    static let quietPeriod: Duration = .milliseconds(1500)
+    /// How long a file may keep changing before it is reported (once) as never left alone.
+    static let unsettledReport: Duration = .seconds(60)
 
     private struct Kept {
-        var retryAt: Date
+        var retryAt: Instant
         var problem: String
         /// The workflow, once submitted: a retry only moves the file (see `process`).
         var submitted: String?
@@ -45,15 +49,22 @@ final class SpoolWatcher: Sendable {
     private let kept = Mutex<[String: Kept]>([:])
 
     /// What a file in `incoming/` looked like; a change of any of it means a writer is at work.
+    /// The times are only compared with the previous scan's, never with a clock: mtime may be
+    /// set anywhere (`cp -p`, `touch -d`, an archive's), and both come from the file server's
+    /// clock on NFS. ctime changes with every write and with the rename into `incoming/`.
     struct Sighting: Equatable {
-        var inode: UInt64, size: Int64, modified: Date
-        /// ctime: every write changes it, and the rename into `incoming/`; unlike mtime, no one
-        /// sets it back (`cp -p`, `scp -p`) or ahead (`touch -d`, an archive's dates from a
-        /// clock that runs ahead — a file with mtime ahead would wait till then).
-        var changed: Date
+        var inode: UInt64, size: Int64, modified: Date, changed: Date
+    }
+    /// A file of `incoming/` as the scans have seen it.
+    private struct Watched {
+        var sighting: Sighting
+        /// The first scan that saw it as it is now.
+        var unchangedSince: Instant
+        /// The first scan that saw it at all.
+        var firstSeen: Instant
     }
     /// The files of `incoming/` at the previous scan, by name.
-    private let sightings = Mutex<[String: Sighting]>([:])
+    private let sightings = Mutex<[String: Watched]>([:])
     /// Problems logged, by name in `incoming/` (`listing` for the directory's own).
     private let reported = Mutex<[String: String]>([:])
 
@@ -116,7 +127,7 @@ final class SpoolWatcher: Sendable {
         }
     }
 
-    func scanOnce(now: Date = Date()) {
+    func scanOnce(now: Instant = .now) {
         // Claims kept after a failure, and at the first scan those left by a crash, come first.
         retryClaims(now: now)
         let listed: [String]
@@ -126,7 +137,7 @@ final class SpoolWatcher: Sendable {
         }
         let names = listed.filter { !$0.hasPrefix(".") }.sorted()
         let previous = sightings.withLock { $0 }
-        var seen: [String: Sighting] = [:]
+        var seen: [String: Watched] = [:]
         for name in names {
             if Self.isLeftover(name) {
                 report(name, "leaving incoming/\(name) alone: an editor's or a download's leftover", level: .info)
@@ -134,8 +145,18 @@ final class SpoolWatcher: Sendable {
             }
             let path = incoming.appendingPathComponent(name).path
             guard let sighting = Self.sighting(of: path) else { continue }
-            seen[name] = sighting
-            guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
+            let before = previous[name]
+            let watched = Watched(sighting: sighting, unchangedSince: before?.sighting == sighting ? before!.unchangedSince : now,
+                                  firstSeen: before?.firstSeen ?? now)
+            seen[name] = watched
+            guard now - watched.unchangedSince >= Self.quietPeriod else {
+                // A writer that never stops (a log appended to, a copy stuck in a loop) would
+                // otherwise keep the file waiting with no word.
+                if now - watched.firstSeen >= Self.unsettledReport {
+                    report(name, "incoming/\(name) has kept changing for over a minute; it is claimed once left alone for 1.5 s", level: .warning)
+                }
+                continue
+            }
             if name.utf8.count > Self.maximumNameBytes {
                 rejectLongName(name)
                 continue
@@ -287,7 +308,7 @@ final class SpoolWatcher: Sendable {
 
     /// This agent's claims: those kept after a failure, and at the first scan those left by a
     /// crash (old-format ones too).
-    private func retryClaims(now: Date) {
+    private func retryClaims(now: Instant) {
         let own = ((try? FileManager.default.contentsOfDirectory(atPath: claims.path)) ?? []).sorted()
             .filter { !$0.hasPrefix(".") }  // .lock; a claim never starts with a dot (CLAIMID-NAME)
             .map { Claim(url: claims.appendingPathComponent($0)) }
@@ -304,7 +325,7 @@ final class SpoolWatcher: Sendable {
         }
     }
 
-    private func process(_ claim: Claim, now: Date) {
+    private func process(_ claim: Claim, now: Instant) {
         // The id derives from the claim, so finishing a claim after a crash cannot submit twice:
         // the journal ignores a second submission of an id it holds (for a week after it ended).
         let id = String(WorkflowDirectoryHash.hex(of: claim.key).prefix(12))
@@ -341,16 +362,16 @@ final class SpoolWatcher: Sendable {
     }
 
     /// Leaves a claim in `processing/` for a retry, logging its problem once.
-    private func keep(_ claim: Claim, problem: String, now: Date, submitted: String? = nil) {
+    private func keep(_ claim: Claim, problem: String, now: Instant, submitted: String? = nil) {
         let isNew = kept.withLock { kept in
             let isNew = kept[claim.url.path]?.problem != problem
-            kept[claim.url.path] = Kept(retryAt: now.addingTimeInterval(Self.retryInterval), problem: problem, submitted: submitted)
+            kept[claim.url.path] = Kept(retryAt: now + Self.retryInterval, problem: problem, submitted: submitted)
             return isNew
         }
         if isNew { logger.error("spool: \(problem)") }
     }
 
-    private func reject(_ claim: Claim, because error: Error, now: Date) {
+    private func reject(_ claim: Claim, because error: Error, now: Instant) {
         do {
             try place(claim, in: rejected, as: claim.name.isEmpty ? claim.id : claim.name, note: "\(error)\n")
         } catch {
