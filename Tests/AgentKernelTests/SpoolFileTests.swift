@@ -371,6 +371,31 @@ import Testing
         #expect(try String(contentsOfFile: "\(directory)/rejected/\(short).error", encoding: .utf8).hasSuffix("It was: \(name)\n"))
     }
 
+    @Test func everyNameTriedForALongNameFitsAFileName() throws {
+        let spool = try watcher(Submissions())
+        // 240 bytes, the longest claimed as it is; é is 2 bytes, so a cut may fall inside one.
+        let name = String(repeating: "é", count: 117) + "n.yaml"
+        let id = "0123456789ab"
+        func claim() throws -> SpoolWatcher.Claim {
+            let url = URL(fileURLWithPath: "\(directory)/processing/a/0a1b2c3d-\(name)")
+            try Self.workflow.write(to: url, atomically: false, encoding: .utf8)
+            return SpoolWatcher.Claim(url: url)
+        }
+        // accepted/ID-NAME taken: ID-NAME-CLAIMID would be 262 bytes.
+        try "".write(toFile: "\(directory)/accepted/\(id)-\(name)", atomically: false, encoding: .utf8)
+        let accepted = try spool.place(try claim(), in: URL(fileURLWithPath: directory + "/accepted"), as: "\(id)-\(name)")
+        #expect(accepted.utf8.count <= 255 && accepted.hasPrefix("\(id)-é") && accepted.hasSuffix("-0a1b2c3d"))
+        // rejected/NAME and NAME-CLAIMID taken: NAME-CLAIMID-2.error would be 257 bytes.
+        for taken in [name, "\(name)-0a1b2c3d"] {
+            try "".write(toFile: "\(directory)/rejected/\(taken)", atomically: false, encoding: .utf8)
+        }
+        let rejected = try spool.place(try claim(), in: URL(fileURLWithPath: directory + "/rejected"), as: name, note: "why\n")
+        #expect(rejected.utf8.count + 6 <= 255 && rejected.hasSuffix("-0a1b2c3d-2"))
+        #expect(names("accepted").contains(accepted))
+        #expect(names("rejected").contains(rejected) && names("rejected").contains(rejected + ".error"))
+        #expect(names("processing") == [])
+    }
+
     @Test func aFileThatCannotBeClaimedIsReportedNotSkippedSilently() throws {
         let spool = try watcher(Submissions())
         // Its claim directory a file: rename fails with ENOTDIR.

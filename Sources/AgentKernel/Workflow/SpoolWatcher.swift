@@ -191,8 +191,9 @@ final class SpoolWatcher: Sendable {
 
     /// The key of `incoming/`'s own problem in `reported` (no file name is empty).
     static let listing = ""
-    /// The longest name taken as it is: the claim adds 9 bytes, `accepted/` 13 and
-    /// `rejected/NAME-CLAIMID.error` 15 to the 255 a name may have.
+    /// The longest name taken as it is: the claim adds 9 bytes, `accepted/ID-` 13 and
+    /// `rejected/NAME.error` 6 to the 255 a name may have (the names tried after a collision,
+    /// longer still, are cut short: see `place`).
     static let maximumNameBytes = 240
 
     /// Logs a problem of a name in `incoming/` (or of `incoming/` itself) when it is new: the
@@ -208,8 +209,7 @@ final class SpoolWatcher: Sendable {
     /// A name too long to be claimed goes to `rejected/` under its first 200 bytes, the
     /// `.error` saying what it was. Moving it there is the claim: of several agents one wins.
     private func rejectLongName(_ name: String) {
-        var short = ""
-        for character in name where short.utf8.count + character.utf8.count <= 200 { short.append(character) }
+        let short = Self.prefix(of: name, bytes: 200)
         let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: String(UUID().uuidString.prefix(8).lowercased()), key: name)
         let reason = "the name is \(name.utf8.count) bytes long; the spool takes names of at most \(Self.maximumNameBytes) bytes. It was: \(name)"
         do {
@@ -382,15 +382,29 @@ final class SpoolWatcher: Sendable {
         logger.warning("spool: \(claim.name) rejected: \(error)")
     }
 
+    /// The longest name a file may have (NAME_MAX).
+    static let maximumFileNameBytes = 255
+
+    /// The first characters of `text` that fit in `bytes` bytes of UTF-8.
+    static func prefix(of text: String, bytes: Int) -> String {
+        var prefix = ""
+        for character in text where prefix.utf8.count + character.utf8.count <= bytes { prefix.append(character) }
+        return prefix
+    }
+
     /// Moves a claim into `directory` as `name`, or `name-CLAIMID` (then `-2`, `-3`, …) when
-    /// that is taken, and returns the name. With a `note`, `NAME.error` holding it is written
+    /// that is taken, and returns the name. `name` is cut short so that each name tried, with
+    /// `.error`, fits in 255 bytes: `accepted/ID-NAME-CLAIMID` of a 240-byte name is 262 bytes,
+    /// and its ENAMETOOLONG would keep the claim in processing/ for ever. With a `note`, `NAME.error` holding it is written
     /// first and must be free too. Each name is taken in one step that fails if it exists
     /// (O_EXCL, RENAME_NOREPLACE): between a check and a move, another agent may take the name,
     /// and a file dropped as `NAME.error` is as much a dropped file as any.
     @discardableResult
     func place(_ claim: Claim, in directory: URL, as name: String, note: String? = nil) throws -> String {
+        let room = Self.maximumFileNameBytes - (note == nil ? 0 : ".error".utf8.count)
         for attempt in 0..<100 {
-            let candidate = attempt == 0 ? name : attempt == 1 ? "\(name)-\(claim.id)" : "\(name)-\(claim.id)-\(attempt)"
+            let suffix = attempt == 0 ? "" : attempt == 1 ? "-\(claim.id)" : "-\(claim.id)-\(attempt)"
+            let candidate = Self.prefix(of: name, bytes: room - suffix.utf8.count) + suffix
             let target = directory.appendingPathComponent(candidate).path
             if let note {
                 let code = Self.create(target + ".error", holding: note)
