@@ -108,13 +108,20 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory + "/accepted", withIntermediateDirectories: false)
     }
 
-    @Test func aSubmittedFileIsNeverRejectedWhenItCannotBeMoved() throws {
-        let submissions = Submissions()
-        let spool = try watcher(submissions)
+    /// Drops w.yaml and settles with accepted/ broken: submitted once, kept in processing/.
+    /// The instant of the last scan.
+    func submittedButKept(_ spool: SpoolWatcher, _ submissions: Submissions) throws -> ContinuousClock.Instant {
         try breakAccepted()
         try drop("w.yaml")
         let now = settle(spool)
         #expect(submissions.ids.withLock { $0.count } == 1)
+        return now
+    }
+
+    @Test func aSubmittedFileIsNeverRejectedWhenItCannotBeMoved() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        let now = try submittedButKept(spool, submissions)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         // Before the retry interval nothing happens; after it, the file is moved, not submitted again.
@@ -146,6 +153,26 @@ import Testing
         #expect(ids.count == 2 && ids[0] == ids[1])
         #expect(names("accepted") == ["\(ids[0])-w.yaml"])
         #expect(names("rejected") == [])
+    }
+
+    @Test func aClaimsDirectoryThatCannotBeListedForgetsNoSubmission() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        let now = try submittedButKept(spool, submissions)
+        // One retry finds processing/a unlistable (a file in its place: ENOTDIR, as EMFILE or
+        // EIO would), the next finds it again, and accepted/ mended.
+        let processing = directory + "/processing"
+        #expect(rename(processing + "/a", processing + "/a.aside") == 0)
+        try "".write(toFile: processing + "/a", atomically: false, encoding: .utf8)
+        spool.scanOnce(now: afterRetry(now))
+        try FileManager.default.removeItem(atPath: processing + "/a")
+        #expect(rename(processing + "/a.aside", processing + "/a") == 0)
+        try mendAccepted()
+        spool.scanOnce(now: afterRetry(afterRetry(now)))
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+        #expect(names("processing") == [])
     }
 
     @Test func aFailedSubmissionKeepsTheClaimForARetry() throws {

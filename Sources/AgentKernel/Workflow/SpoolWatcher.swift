@@ -230,6 +230,13 @@ final class SpoolWatcher: Sendable {
             || [".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload"].contains { name.hasSuffix($0) }
     }
 
+    /// The names in directory `path`; none if it does not exist; nil if it cannot be listed.
+    static func list(_ path: String) -> [String]? {
+        do { return try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            return (error as? CocoaError)?.code == .fileReadNoSuchFile ? [] : nil
+        }
+    }
+
     /// Whether `path` is a regular file, a link not followed.
     static func isRegularFile(_ path: String) -> Bool {
         var status = stat()
@@ -309,16 +316,22 @@ final class SpoolWatcher: Sendable {
     /// This agent's claims: those kept after a failure, and at the first scan those left by a
     /// crash (old-format ones too).
     private func retryClaims(now: Instant) {
-        let own = ((try? FileManager.default.contentsOfDirectory(atPath: claims.path)) ?? []).sorted()
+        let ownListing = Self.list(claims.path), oldListing = Self.list(processing.path)
+        let own = (ownListing ?? []).sorted()
             .filter { !$0.hasPrefix(".") }  // .lock; a claim never starts with a dot (CLAIMID-NAME)
             .map { Claim(url: claims.appendingPathComponent($0)) }
-        let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
+        let old = (oldListing ?? []).sorted()
             .compactMap { Claim(old: $0, in: processing, agent: agentName) }
             // A claim was a file: `build.20241129.eu`, agent build.20241129.eu's claims directory,
             // has the form of one of agent eu's.
             .filter { Self.isRegularFile($0.url.path) }
-        let paths = Set((own + old).map(\.url.path))
-        kept.withLock { $0 = $0.filter { paths.contains($0.key) } }  // moved away by hand
+        // Records of claims moved away by hand are dropped; but a listing that failed (EMFILE,
+        // EIO) says nothing of what is there, and dropping the record of a claim submitted but
+        // not yet moved would submit it again.
+        if ownListing != nil, oldListing != nil {
+            let paths = Set((own + old).map(\.url.path))
+            kept.withLock { $0 = $0.filter { paths.contains($0.key) } }
+        }
         for claim in own + old {
             if let retryAt = kept.withLock({ $0[claim.url.path]?.retryAt }), retryAt > now { continue }
             process(claim, now: now)
