@@ -22,7 +22,8 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpa
 
 /* rename() that fails with EEXIST instead of replacing `to`, in one step: two agents placing
    files into one spool directory cannot overwrite each other's. Fails with EINVAL where the
-   file system cannot (then link() and unlink() do), ENOSYS off Linux. */
+   file system cannot (then SpoolWatcher.moveWithoutReplacing renames over a placeholder of
+   its own), ENOSYS off Linux. */
 static inline int baton_rename_noreplace(const char *from, const char *to) {
 #ifdef __linux__
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */);

@@ -68,18 +68,33 @@ import Testing
         try text.write(toFile: "\(directory)/incoming/\(name)", atomically: false, encoding: .utf8)
     }
 
-    /// The files (not directories) in `sub`, recursively, sorted.
+    /// The files (not directories) in `sub`, recursively, sorted; not dot files (the claim
+    /// directories' `.lock`).
     func names(_ sub: String) -> [String] {
         ((try? FileManager.default.subpathsOfDirectory(atPath: "\(directory)/\(sub)")) ?? []).filter { path in
+            guard !(path as NSString).lastPathComponent.hasPrefix(".") else { return false }
             var isDirectory: ObjCBool = false
             return FileManager.default.fileExists(atPath: "\(directory)/\(sub)/\(path)", isDirectory: &isDirectory) && !isDirectory.boolValue
         }.sorted()
     }
 
-    /// Scans twice at `quietPeriod` from now: what was dropped before is claimed.
-    func settle(_ spool: SpoolWatcher, at now: Date = Date().addingTimeInterval(SpoolWatcher.quietPeriod)) {
+    /// Scans at `now` and `quietPeriod` later: what was dropped before is claimed. The instant
+    /// of the second scan.
+    @discardableResult
+    func settle(_ spool: SpoolWatcher, at now: ContinuousClock.Instant = .now) -> ContinuousClock.Instant {
         spool.scanOnce(now: now)
-        spool.scanOnce(now: now)
+        spool.scanOnce(now: now + SpoolWatcher.quietPeriod)
+        return now + SpoolWatcher.quietPeriod
+    }
+
+    /// Later than the retry of a claim kept at `now`.
+    func afterRetry(_ now: ContinuousClock.Instant) -> ContinuousClock.Instant { now + SpoolWatcher.retryInterval + .seconds(1) }
+
+    func append(_ text: String, to name: String) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/incoming/\(name)"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.close()
     }
 
     /// Replaces accepted/ by a file, so that moving a claim there fails (even for root).
@@ -93,20 +108,26 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory + "/accepted", withIntermediateDirectories: false)
     }
 
+    /// Drops w.yaml and settles with accepted/ broken: submitted once, kept in processing/.
+    /// The instant of the last scan.
+    func submittedButKept(_ spool: SpoolWatcher, _ submissions: Submissions) throws -> ContinuousClock.Instant {
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = settle(spool)
+        #expect(submissions.ids.withLock { $0.count } == 1)
+        return now
+    }
+
     @Test func aSubmittedFileIsNeverRejectedWhenItCannotBeMoved() throws {
         let submissions = Submissions()
         let spool = try watcher(submissions)
-        try breakAccepted()
-        try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(spool, at: now)
-        #expect(submissions.ids.withLock { $0.count } == 1)
+        let now = try submittedButKept(spool, submissions)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         // Before the retry interval nothing happens; after it, the file is moved, not submitted again.
-        spool.scanOnce(now: now.addingTimeInterval(1))
+        spool.scanOnce(now: now + .seconds(1))
         try mendAccepted()
-        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        spool.scanOnce(now: afterRetry(now))
         let ids = submissions.ids.withLock { $0 }
         #expect(ids.count == 1)
         #expect(names("accepted") == ["\(ids[0])-w.yaml"])
@@ -116,15 +137,17 @@ import Testing
 
     @Test func aClaimLeftSubmittedIsResubmittedUnderTheSameIdAfterARestart() throws {
         let submissions = Submissions()
-        let first = try watcher(submissions)
-        try breakAccepted()
-        try drop("w.yaml")
-        settle(first)
-        try mendAccepted()
+        do {
+            let first = try watcher(submissions)
+            try breakAccepted()
+            try drop("w.yaml")
+            settle(first)
+            try mendAccepted()
+        }
         // The next start (a new watcher) finishes the claim under the id it was submitted with,
         // which the journal ignores as a duplicate (JournalTests).
         let second = try watcher(submissions)
-        second.scanOnce(now: Date())
+        second.scanOnce(now: .now)
         #expect(names("processing") == [])
         let ids = submissions.ids.withLock { $0 }
         #expect(ids.count == 2 && ids[0] == ids[1])
@@ -132,17 +155,36 @@ import Testing
         #expect(names("rejected") == [])
     }
 
+    @Test func aClaimsDirectoryThatCannotBeListedForgetsNoSubmission() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        let now = try submittedButKept(spool, submissions)
+        // One retry finds processing/a unlistable (a file in its place: ENOTDIR, as EMFILE or
+        // EIO would), the next finds it again, and accepted/ mended.
+        let processing = directory + "/processing"
+        #expect(rename(processing + "/a", processing + "/a.aside") == 0)
+        try "".write(toFile: processing + "/a", atomically: false, encoding: .utf8)
+        spool.scanOnce(now: afterRetry(now))
+        try FileManager.default.removeItem(atPath: processing + "/a")
+        #expect(rename(processing + "/a.aside", processing + "/a") == 0)
+        try mendAccepted()
+        spool.scanOnce(now: afterRetry(afterRetry(now)))
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+        #expect(names("processing") == [])
+    }
+
     @Test func aFailedSubmissionKeepsTheClaimForARetry() throws {
         let submissions = Submissions()
         submissions.failure.withLock { $0 = "disk I/O error" }
         let spool = try watcher(submissions)
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(spool, at: now)
+        let now = settle(spool)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         submissions.failure.withLock { $0 = nil }
-        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        spool.scanOnce(now: afterRetry(now))
         let ids = submissions.ids.withLock { $0 }
         #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
         #expect(names("rejected") == [])
@@ -161,13 +203,15 @@ import Testing
         let submissions = Submissions()
         let spool = try watcher(submissions)
         try drop("w.yaml")
-        // Written just now: a writer may be at work, however often it is seen — even with its
-        // mtime set back (cp -p does that when it is done, scp -p, curl -R too).
-        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: directory + "/incoming/w.yaml")
-        spool.scanOnce(now: Date())
-        spool.scanOnce(now: Date())
+        // Seen unchanged for less than quietPeriod: a writer may be at work.
+        let now = ContinuousClock.now
+        spool.scanOnce(now: now)
+        spool.scanOnce(now: now + .seconds(1))
         #expect(names("incoming") == ["w.yaml"])
-        settle(spool)
+        // Unchanged for quietPeriod by the agent's monotonic clock, whatever the wall clock
+        // says: its ctime is a moment ago by the wall clock (as with a clock stepped back, or
+        // an NFS server's ahead), and still it is claimed.
+        spool.scanOnce(now: now + SpoolWatcher.quietPeriod)
         #expect(names("incoming") == [])
         #expect(submissions.ids.withLock { $0.count } == 1)
     }
@@ -176,18 +220,30 @@ import Testing
         let submissions = Submissions()
         let spool = try watcher(submissions)
         try drop("w.yaml", "workflow: w\n")
-        // Seen old enough twice, but grown between: not claimed until seen unchanged.
-        let later = Date().addingTimeInterval(60)
-        spool.scanOnce(now: later)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/incoming/w.yaml"))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("steps:\n  - { id: a, action: util.noop }\n".utf8))
-        try handle.close()
-        spool.scanOnce(now: later)
+        // Seen a minute apart, but grown between: not claimed until left alone for quietPeriod.
+        let now = ContinuousClock.now
+        spool.scanOnce(now: now)
+        try append("steps:\n  - { id: a, action: util.noop }\n", to: "w.yaml")
+        spool.scanOnce(now: now + .seconds(60))
         #expect(names("incoming") == ["w.yaml"])
-        spool.scanOnce(now: later)
+        spool.scanOnce(now: now + .seconds(60) + SpoolWatcher.quietPeriod)
         #expect(names("accepted").count == 1)
         #expect(names("rejected") == [])
+    }
+
+    @Test func aFileThatNeverSettlesIsReportedAfterAMinute() throws {
+        let spool = try watcher(Submissions())
+        try drop("w.yaml")
+        let now = ContinuousClock.now
+        for second in [0, 1, 20, 40, 59] {
+            try append("# \(second)\n", to: "w.yaml")
+            spool.scanOnce(now: now + .seconds(second))
+        }
+        #expect(spool.problems["w.yaml"] == nil)
+        try append("# 61\n", to: "w.yaml")
+        spool.scanOnce(now: now + .seconds(61))
+        #expect(spool.problems["w.yaml"]?.hasPrefix("incoming/w.yaml has kept changing for over a minute") == true)
+        #expect(names("incoming") == ["w.yaml"])
     }
 
     @Test func editorLeftoversAreNeverClaimed() throws {
@@ -195,7 +251,7 @@ import Testing
         let spool = try watcher(submissions)
         let leftovers = ["#w.yaml#", "w.yaml.crdownload", "w.yaml.part", "w.yaml.swp", "w.yaml.tmp", "w.yaml~"]
         for name in leftovers { try drop(name) }
-        settle(spool, at: Date().addingTimeInterval(3600))
+        settle(spool, at: .now + .seconds(3600))
         #expect(names("incoming") == leftovers)
         #expect(submissions.ids.withLock { $0 } == [])
         #expect(names("rejected") == [])
@@ -217,15 +273,58 @@ import Testing
         #expect(try String(contentsOfFile: "\(directory)/rejected/\(placed)", encoding: .utf8) == "workflow: w\n")
     }
 
-    @Test func placingNeverReplacesAFile() throws {
+    @Test(arguments: [false, true]) func placingNeverReplacesAFile(withoutRenameNoReplace: Bool) throws {
+        let move = withoutRenameNoReplace ? Self.noRenameNoReplace : SpoolWatcher.systemRenameNoReplace
         try "mine".write(toFile: directory + "/from", atomically: false, encoding: .utf8)
         try "theirs".write(toFile: directory + "/to", atomically: false, encoding: .utf8)
-        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/to") == EEXIST)
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/to", renameNoReplace: move) == EEXIST)
         #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
         #expect(SpoolWatcher.create(directory + "/to", holding: "note") == EEXIST)
         #expect(try String(contentsOfFile: directory + "/to", encoding: .utf8) == "theirs")
-        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free") == 0)
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/free", renameNoReplace: move) == 0)
         #expect(try String(contentsOfFile: directory + "/free", encoding: .utf8) == "mine")
+        // The source gone (another agent moved it): nothing is left under the name.
+        #expect(SpoolWatcher.moveWithoutReplacing(directory + "/from", to: directory + "/again", renameNoReplace: move) == ENOENT)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/again"))
+    }
+
+    // MARK: file systems without RENAME_NOREPLACE (NFS, OpenZFS before 2.2)
+
+    static let noRenameNoReplace: SpoolWatcher.RenameNoReplace = { _, _ in EINVAL }
+
+    /// Runs `body` with files' permissions checked as user nobody when the tests run as root,
+    /// who may hard-link any file: an agent's user may not link another user's file it cannot
+    /// write (fs.protected_hardlinks). setfsuid is per thread, and `body` does not suspend.
+    func asNobody<T>(_ body: () throws -> T) rethrows -> T {
+        guard geteuid() == 0, let symbol = dlsym(nil, "setfsuid") else { return try body() }
+        let setfsuid = unsafeBitCast(symbol, to: (@convention(c) (UInt32) -> Int32).self)
+        _ = setfsuid(65534)
+        defer { _ = setfsuid(0) }
+        return try body()
+    }
+
+    @Test func withoutRenameNoReplaceAnotherUsersFilesEndAcceptedOrRejectedOnce() throws {
+        let submissions = Submissions()
+        let spool = try SpoolWatcher(directory: directory, agentName: "a", submitter: { "test" }, submit: submissions.submit,
+                                     renameNoReplace: Self.noRenameNoReplace)
+        for sub in ["incoming", "processing", "processing/a", "accepted", "rejected"] { chmod("\(directory)/\(sub)", 0o777) }
+        try drop("w.yaml")
+        try drop("bad.yaml", "workflow: w\n")
+        // Dropped by another user, readable by all, writable by its owner only.
+        for name in ["w.yaml", "bad.yaml"] {
+            chmod("\(directory)/incoming/\(name)", 0o644)
+            if geteuid() == 0 { chown("\(directory)/incoming/\(name)", 1, 1) }
+        }
+        asNobody {
+            let now = settle(spool)
+            spool.scanOnce(now: afterRetry(now))
+        }
+        let ids = submissions.ids.withLock { $0 }
+        #expect(ids.count == 1)
+        #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+        #expect(names("rejected") == ["bad.yaml", "bad.yaml.error"])
+        #expect(names("processing") == [])
+        #expect(names("incoming") == [])
     }
 
     @Test func claimsLeftByAnEarlierVersionGoOnlyToTheirOwnAgent() throws {
@@ -233,10 +332,10 @@ import Testing
         let eu = try watcher(forEU, agent: "eu"), buildEU = try watcher(forBuildEU, agent: "build.eu")
         let old = "w.yaml.0A1B2C3D.build.eu"
         try Self.workflow.write(toFile: "\(directory)/processing/\(old)", atomically: false, encoding: .utf8)
-        eu.scanOnce(now: Date())
+        eu.scanOnce(now: .now)
         #expect(forEU.ids.withLock { $0 } == [])
         #expect(names("processing") == [old])
-        buildEU.scanOnce(now: Date())
+        buildEU.scanOnce(now: .now)
         // The id that version gave it, so a claim it had submitted is not submitted again.
         let id = String(WorkflowDirectoryHash.hex(of: old).prefix(12))
         #expect(forBuildEU.ids.withLock { $0 } == [id])
@@ -248,18 +347,37 @@ import Testing
         let buildEU = try watcher(forBuildEU, agent: "build.eu")
         try breakAccepted()
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(buildEU, at: now)
+        let now = settle(buildEU)
         #expect(names("processing").count == 1)
         try mendAccepted()
         // Agent eu, starting, finds no claim of its own in build.eu's.
         let eu = try watcher(forEU, agent: "eu")
-        eu.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        eu.scanOnce(now: afterRetry(now))
         #expect(forEU.ids.withLock { $0 } == [])
-        buildEU.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        buildEU.scanOnce(now: afterRetry(now))
         let ids = forBuildEU.ids.withLock { $0 }
         #expect(ids.count == 1)
         #expect(names("accepted") == ["\(ids.first ?? "?")-w.yaml"])
+    }
+
+    @Test func aSecondWatcherOfTheSameNameRefusesTheSpool() throws {
+        let first = Submissions(), second = Submissions()
+        do {
+            let a = try watcher(first)
+            // build@x/a and build@x/b are both agent `build` unless named apart.
+            var b: SpoolWatcher?
+            #expect(throws: SpoolNameInUse.self) { b = try watcher(second) }
+            // Kept in processing/a/ after submission: a second watcher of that name would adopt it.
+            try breakAccepted()
+            try drop("w.yaml")
+            let now = settle(a)
+            b?.scanOnce(now: now)
+            #expect(first.ids.withLock { $0.count } == 1)
+            #expect(second.ids.withLock { $0 } == [])
+            try mendAccepted()
+        }
+        // The lock goes with the watcher: the agent's next start takes it.
+        #expect(throws: Never.self) { _ = try watcher(second) }
     }
 
     @Test func agentNamesBecomeOneDirectoryName() {
@@ -280,14 +398,68 @@ import Testing
         #expect(try String(contentsOfFile: "\(directory)/rejected/\(short).error", encoding: .utf8).hasSuffix("It was: \(name)\n"))
     }
 
+    @Test func everyNameTriedForALongNameFitsAFileName() throws {
+        let spool = try watcher(Submissions())
+        // 240 bytes, the longest claimed as it is; é is 2 bytes, so a cut may fall inside one.
+        let name = String(repeating: "é", count: 117) + "n.yaml"
+        let id = "0123456789ab"
+        func claim() throws -> SpoolWatcher.Claim {
+            let url = URL(fileURLWithPath: "\(directory)/processing/a/0a1b2c3d-\(name)")
+            try Self.workflow.write(to: url, atomically: false, encoding: .utf8)
+            return SpoolWatcher.Claim(url: url)
+        }
+        // accepted/ID-NAME taken: ID-NAME-CLAIMID would be 262 bytes.
+        try "".write(toFile: "\(directory)/accepted/\(id)-\(name)", atomically: false, encoding: .utf8)
+        let accepted = try spool.place(try claim(), in: URL(fileURLWithPath: directory + "/accepted"), as: "\(id)-\(name)")
+        #expect(accepted.utf8.count <= 255 && accepted.hasPrefix("\(id)-é") && accepted.hasSuffix("-0a1b2c3d"))
+        // rejected/NAME and NAME-CLAIMID taken: NAME-CLAIMID-2.error would be 257 bytes.
+        for taken in [name, "\(name)-0a1b2c3d"] {
+            try "".write(toFile: "\(directory)/rejected/\(taken)", atomically: false, encoding: .utf8)
+        }
+        let rejected = try spool.place(try claim(), in: URL(fileURLWithPath: directory + "/rejected"), as: name, note: "why\n")
+        #expect(rejected.utf8.count + 6 <= 255 && rejected.hasSuffix("-0a1b2c3d-2"))
+        #expect(names("accepted").contains(accepted))
+        #expect(names("rejected").contains(rejected) && names("rejected").contains(rejected + ".error"))
+        #expect(names("processing") == [])
+    }
+
     @Test func aFileThatCannotBeClaimedIsReportedNotSkippedSilently() throws {
         let spool = try watcher(Submissions())
-        // Its claim directory gone: rename fails with ENOENT, but the file is still there.
+        // Its claim directory a file: rename fails with ENOTDIR.
         try FileManager.default.removeItem(atPath: directory + "/processing/a")
+        try "".write(toFile: directory + "/processing/a", atomically: false, encoding: .utf8)
         try drop("w.yaml")
         settle(spool)
         #expect(names("incoming") == ["w.yaml"])
-        #expect(spool.problems["w.yaml"] == "cannot claim incoming/w.yaml: No such file or directory")
+        #expect(spool.problems["w.yaml"] == "cannot claim incoming/w.yaml: Not a directory")
+    }
+
+    @Test func aClaimsDirectoryGoneIsMadeAgain() throws {
+        let submissions = Submissions()
+        let spool = try watcher(submissions)
+        try FileManager.default.removeItem(atPath: directory + "/processing/a")
+        try drop("w.yaml")
+        settle(spool)
+        #expect(names("incoming") == [])
+        #expect(names("accepted").count == 1)
+        #expect(submissions.ids.withLock { $0.count } == 1)
+    }
+
+    @Test func anotherAgentsClaimsDirectoryIsNoOldClaim() throws {
+        // Agent build.20241129.eu's directory has the form of agent eu's old claims
+        // (NAME.CLAIMID.eu); eu must not take it, nor what is in it.
+        let other = try watcher(Submissions(), agent: "build.20241129.eu")
+        let forEU = Submissions()
+        let eu = try watcher(forEU, agent: "eu")
+        try breakAccepted()
+        try drop("w.yaml")
+        let now = settle(other)
+        let claimed = names("processing")
+        #expect(claimed.count == 1 && claimed.first?.hasPrefix("build.20241129.eu/") == true)
+        eu.scanOnce(now: now)
+        #expect(names("processing") == claimed)
+        #expect(names("rejected") == [])
+        #expect(forEU.ids.withLock { $0 } == [])
     }
 
     @Test func anIncomingDirectoryThatCannotBeListedIsReported() throws {
@@ -305,12 +477,11 @@ import Testing
             return try SpoolWatcher.readDroppedFile(path, name: name, limit: 1024)
         }
         try drop("w.yaml")
-        let now = Date().addingTimeInterval(SpoolWatcher.quietPeriod)
-        settle(spool, at: now)
+        let now = settle(spool)
         #expect(names("rejected") == [])
         #expect(names("processing").count == 1)
         failing.withLock { $0 = false }
-        spool.scanOnce(now: now.addingTimeInterval(SpoolWatcher.retryInterval + 1))
+        spool.scanOnce(now: afterRetry(now))
         #expect(names("accepted").count == 1)
         #expect(names("processing") == [])
     }

@@ -205,9 +205,16 @@ public final class Agent: Sendable {
             engineTask.withLock { $0 = Task { await engine.run() } }
             if let spool = settings.spoolDirectory {
                 let engine = engine
-                let watcher = try SpoolWatcher(directory: spool, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" },
-                                               submit: { try engine.submit($0, by: $1, id: $2) })
-                spoolTask.withLock { $0 = Task { await watcher.run() } }
+                // Like a module's, a spool that cannot be watched (another agent of this name
+                // watches it, its directories cannot be made) fails the start, which is logged,
+                // and the agent serves on without it.
+                do {
+                    let watcher = try SpoolWatcher(directory: spool, agentName: settings.name, submitter: { [weak self] in self?.jid ?? "" },
+                                                   submit: { try engine.submit($0, by: $1, id: $2) })
+                    spoolTask.withLock { $0 = Task { await watcher.run() } }
+                } catch {
+                    failures.append(error is SpoolNameInUse ? "\(error)" : "spool \(spool) is not watched: \(error)")
+                }
             }
             if !failures.isEmpty { throw AgentStartFailure(failures: failures) }
         }

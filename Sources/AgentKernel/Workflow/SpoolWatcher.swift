@@ -11,9 +11,8 @@ import Synchronization
 ///
 /// Files whose names start with `.` are ignored: write to `.name` and rename, so a half-written
 /// file is never read. A file written in place (cp, scp, curl -o) is claimed only once it has
-/// been left alone — unchanged (inode, size, times) since the previous scan, and its last
-/// change (ctime) at least `quietPeriod` old — since a file cut inside `steps:` is
-/// still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
+/// been left alone — seen unchanged (inode, size, mtime, ctime) for `quietPeriod` by the agent's
+/// monotonic clock — since a file cut inside `steps:` is still valid YAML, with fewer steps. Editors' and downloads' leftovers (`isLeftover`) are
 /// never claimed.
 ///
 /// Only the file's own faults reject it. A claim the agent could not finish (the journal
@@ -31,12 +30,17 @@ final class SpoolWatcher: Sendable {
     let agentName: String
     let submitter: @Sendable () -> String
     let logger: Logger
-    static let retryInterval: TimeInterval = 5
-    /// How long a file in `incoming/` must have been left alone to be claimed.
-    static let quietPeriod: TimeInterval = 1.5
+    /// The watcher's clock. Monotonic: a wall clock stepped back, or a file's times from an NFS
+    /// server whose clock is ahead, made a finished file wait out the difference, silently.
+    typealias Instant = ContinuousClock.Instant
+    static let retryInterval: Duration = .seconds(5)
+    /// How long a file in `incoming/` must have been seen unchanged to be claimed.
+    static let quietPeriod: Duration = .milliseconds(1500)
+    /// How long a file may keep changing before it is reported (once) as never left alone.
+    static let unsettledReport: Duration = .seconds(60)
 
     private struct Kept {
-        var retryAt: Date
+        var retryAt: Instant
         var problem: String
         /// The workflow, once submitted: a retry only moves the file (see `process`).
         var submitted: String?
@@ -45,25 +49,35 @@ final class SpoolWatcher: Sendable {
     private let kept = Mutex<[String: Kept]>([:])
 
     /// What a file in `incoming/` looked like; a change of any of it means a writer is at work.
+    /// The times are only compared with the previous scan's, never with a clock: mtime may be
+    /// set anywhere (`cp -p`, `touch -d`, an archive's), and both come from the file server's
+    /// clock on NFS. ctime changes with every write and with the rename into `incoming/`.
     struct Sighting: Equatable {
-        var inode: UInt64, size: Int64, modified: Date
-        /// ctime: every write changes it, and the rename into `incoming/`; unlike mtime, no one
-        /// sets it back (`cp -p`, `scp -p`) or ahead (`touch -d`, an archive's dates from a
-        /// clock that runs ahead — a file with mtime ahead would wait till then).
-        var changed: Date
+        var inode: UInt64, size: Int64, modified: Date, changed: Date
+    }
+    /// A file of `incoming/` as the scans have seen it.
+    private struct Watched {
+        var sighting: Sighting
+        /// The first scan that saw it as it is now.
+        var unchangedSince: Instant
+        /// The first scan that saw it at all.
+        var firstSeen: Instant
     }
     /// The files of `incoming/` at the previous scan, by name.
-    private let sightings = Mutex<[String: Sighting]>([:])
+    private let sightings = Mutex<[String: Watched]>([:])
     /// Problems logged, by name in `incoming/` (`listing` for the directory's own).
     private let reported = Mutex<[String: String]>([:])
 
     /// Reads a claimed file (path, name); `readDroppedFile` but in tests.
     let readFile: @Sendable (_ path: String, _ name: String) throws -> Data
+    /// `renameat2` with `RENAME_NOREPLACE`, but in tests of the file systems that lack it.
+    let renameNoReplace: RenameNoReplace
 
     init(directory: String, agentName: String, submitter: @escaping @Sendable () -> String, submit: @escaping Submit,
          read: @escaping @Sendable (_ path: String, _ name: String) throws -> Data = {
              try SpoolWatcher.readDroppedFile($0, name: $1, limit: WorkflowParser.maximumBytes)
-         }) throws {
+         },
+         renameNoReplace: @escaping RenameNoReplace = SpoolWatcher.systemRenameNoReplace) throws {
         let root = URL(fileURLWithPath: directory)
         incoming = root.appendingPathComponent("incoming")
         processing = root.appendingPathComponent("processing")
@@ -73,11 +87,36 @@ final class SpoolWatcher: Sendable {
         for dir in [incoming, processing, claims, accepted, rejected] {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         }
+        lock = try Self.takeLock(claims: claims, agent: agentName, spool: directory)
         self.submit = submit
         self.readFile = read
+        self.renameNoReplace = renameNoReplace
         self.agentName = agentName
         self.submitter = submitter
         logger = BatonLog.logger(agent: agentName, module: "spool")
+    }
+
+    deinit { close(lock) }
+
+    /// The descriptor holding `flock` on `processing/AGENT/.lock` for the watcher's life.
+    private let lock: Int32
+
+    /// Two agents of one name would share `processing/AGENT/`, and each retries every claim
+    /// there that it does not remember making: each would submit the other's claims, under
+    /// journals of their own that cannot tell a duplicate. So one watcher per name: the
+    /// second one's init throws `SpoolNameInUse`. (flock works across NFS clients on Linux,
+    /// through the NFS lock manager, unless the spool is mounted with `nolock`.)
+    private static func takeLock(claims: URL, agent: String, spool: String) throws -> Int32 {
+        let path = claims.appendingPathComponent(".lock").path
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemError(errno, "cannot open \(path)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            if code == EWOULDBLOCK { throw SpoolNameInUse(spool: spool, agent: agent, lock: path) }
+            throw SystemError(code, "cannot lock \(path)")
+        }
+        return fd
     }
 
     func run() async {
@@ -88,7 +127,7 @@ final class SpoolWatcher: Sendable {
         }
     }
 
-    func scanOnce(now: Date = Date()) {
+    func scanOnce(now: Instant = .now) {
         // Claims kept after a failure, and at the first scan those left by a crash, come first.
         retryClaims(now: now)
         let listed: [String]
@@ -98,7 +137,7 @@ final class SpoolWatcher: Sendable {
         }
         let names = listed.filter { !$0.hasPrefix(".") }.sorted()
         let previous = sightings.withLock { $0 }
-        var seen: [String: Sighting] = [:]
+        var seen: [String: Watched] = [:]
         for name in names {
             if Self.isLeftover(name) {
                 report(name, "leaving incoming/\(name) alone: an editor's or a download's leftover", level: .info)
@@ -106,16 +145,26 @@ final class SpoolWatcher: Sendable {
             }
             let path = incoming.appendingPathComponent(name).path
             guard let sighting = Self.sighting(of: path) else { continue }
-            seen[name] = sighting
-            guard previous[name] == sighting, now.timeIntervalSince(sighting.changed) >= Self.quietPeriod else { continue }
+            let before = previous[name]
+            let watched = Watched(sighting: sighting, unchangedSince: before?.sighting == sighting ? before!.unchangedSince : now,
+                                  firstSeen: before?.firstSeen ?? now)
+            seen[name] = watched
+            guard now - watched.unchangedSince >= Self.quietPeriod else {
+                // A writer that never stops (a log appended to, a copy stuck in a loop) would
+                // otherwise keep the file waiting with no word.
+                if now - watched.firstSeen >= Self.unsettledReport {
+                    report(name, "incoming/\(name) has kept changing for over a minute; it is claimed once left alone for 1.5 s", level: .warning)
+                }
+                continue
+            }
             if name.utf8.count > Self.maximumNameBytes {
                 rejectLongName(name)
                 continue
             }
             // The claim: one rename; whoever loses gets ENOENT on the file and moves on.
             let claim = Claim(in: claims, name: name)
-            guard rename(path, claim.url.path) == 0 else {
-                let code = errno
+            let code = move(path, toClaim: claim)
+            guard code == 0 else {
                 if code == ENOENT, Self.sighting(of: path) == nil { continue }
                 report(name, "cannot claim incoming/\(name): \(String(cString: strerror(code)))")
                 continue
@@ -128,10 +177,23 @@ final class SpoolWatcher: Sendable {
         reported.withLock { $0 = $0.filter { key, _ in present.contains(key) } }
     }
 
+    /// Renames `path` (in `incoming/`) to `claim`: 0 or the errno. A claims directory gone
+    /// (removed by hand, or moved away by an earlier version's agent) is made again, or no file
+    /// could be claimed until the agent's restart.
+    private func move(_ path: String, toClaim claim: Claim) -> Int32 {
+        if rename(path, claim.url.path) == 0 { return 0 }
+        let code = errno
+        guard code == ENOENT, Self.sighting(of: path) != nil, !FileManager.default.fileExists(atPath: claims.path),
+              (try? FileManager.default.createDirectory(at: claims, withIntermediateDirectories: true)) != nil else { return code }
+        logger.warning("spool: \(claims.path) was gone; made it again")
+        return rename(path, claim.url.path) == 0 ? 0 : errno
+    }
+
     /// The key of `incoming/`'s own problem in `reported` (no file name is empty).
     static let listing = ""
-    /// The longest name taken as it is: the claim adds 9 bytes, `accepted/` 13 and
-    /// `rejected/NAME-CLAIMID.error` 15 to the 255 a name may have.
+    /// The longest name taken as it is: the claim adds 9 bytes, `accepted/ID-` 13 and
+    /// `rejected/NAME.error` 6 to the 255 a name may have (the names tried after a collision,
+    /// longer still, are cut short: see `place`).
     static let maximumNameBytes = 240
 
     /// Logs a problem of a name in `incoming/` (or of `incoming/` itself) when it is new: the
@@ -147,8 +209,7 @@ final class SpoolWatcher: Sendable {
     /// A name too long to be claimed goes to `rejected/` under its first 200 bytes, the
     /// `.error` saying what it was. Moving it there is the claim: of several agents one wins.
     private func rejectLongName(_ name: String) {
-        var short = ""
-        for character in name where short.utf8.count + character.utf8.count <= 200 { short.append(character) }
+        let short = Self.prefix(of: name, bytes: 200)
         let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: String(UUID().uuidString.prefix(8).lowercased()), key: name)
         let reason = "the name is \(name.utf8.count) bytes long; the spool takes names of at most \(Self.maximumNameBytes) bytes. It was: \(name)"
         do {
@@ -167,6 +228,19 @@ final class SpoolWatcher: Sendable {
     static func isLeftover(_ name: String) -> Bool {
         name.hasSuffix("~") || (name.count > 1 && name.hasPrefix("#") && name.hasSuffix("#"))
             || [".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload"].contains { name.hasSuffix($0) }
+    }
+
+    /// The names in directory `path`; none if it does not exist; nil if it cannot be listed.
+    static func list(_ path: String) -> [String]? {
+        do { return try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            return (error as? CocoaError)?.code == .fileReadNoSuchFile ? [] : nil
+        }
+    }
+
+    /// Whether `path` is a regular file, a link not followed.
+    static func isRegularFile(_ path: String) -> Bool {
+        var status = stat()
+        return lstat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFREG
     }
 
     static func sighting(of path: String) -> Sighting? {
@@ -241,20 +315,30 @@ final class SpoolWatcher: Sendable {
 
     /// This agent's claims: those kept after a failure, and at the first scan those left by a
     /// crash (old-format ones too).
-    private func retryClaims(now: Date) {
-        let own = ((try? FileManager.default.contentsOfDirectory(atPath: claims.path)) ?? []).sorted()
+    private func retryClaims(now: Instant) {
+        let ownListing = Self.list(claims.path), oldListing = Self.list(processing.path)
+        let own = (ownListing ?? []).sorted()
+            .filter { !$0.hasPrefix(".") }  // .lock; a claim never starts with a dot (CLAIMID-NAME)
             .map { Claim(url: claims.appendingPathComponent($0)) }
-        let old = ((try? FileManager.default.contentsOfDirectory(atPath: processing.path)) ?? []).sorted()
+        let old = (oldListing ?? []).sorted()
             .compactMap { Claim(old: $0, in: processing, agent: agentName) }
-        let paths = Set((own + old).map(\.url.path))
-        kept.withLock { $0 = $0.filter { paths.contains($0.key) } }  // moved away by hand
+            // A claim was a file: `build.20241129.eu`, agent build.20241129.eu's claims directory,
+            // has the form of one of agent eu's.
+            .filter { Self.isRegularFile($0.url.path) }
+        // Records of claims moved away by hand are dropped; but a listing that failed (EMFILE,
+        // EIO) says nothing of what is there, and dropping the record of a claim submitted but
+        // not yet moved would submit it again.
+        if ownListing != nil, oldListing != nil {
+            let paths = Set((own + old).map(\.url.path))
+            kept.withLock { $0 = $0.filter { paths.contains($0.key) } }
+        }
         for claim in own + old {
             if let retryAt = kept.withLock({ $0[claim.url.path]?.retryAt }), retryAt > now { continue }
             process(claim, now: now)
         }
     }
 
-    private func process(_ claim: Claim, now: Date) {
+    private func process(_ claim: Claim, now: Instant) {
         // The id derives from the claim, so finishing a claim after a crash cannot submit twice:
         // the journal ignores a second submission of an id it holds (for a week after it ended).
         let id = String(WorkflowDirectoryHash.hex(of: claim.key).prefix(12))
@@ -291,16 +375,16 @@ final class SpoolWatcher: Sendable {
     }
 
     /// Leaves a claim in `processing/` for a retry, logging its problem once.
-    private func keep(_ claim: Claim, problem: String, now: Date, submitted: String? = nil) {
+    private func keep(_ claim: Claim, problem: String, now: Instant, submitted: String? = nil) {
         let isNew = kept.withLock { kept in
             let isNew = kept[claim.url.path]?.problem != problem
-            kept[claim.url.path] = Kept(retryAt: now.addingTimeInterval(Self.retryInterval), problem: problem, submitted: submitted)
+            kept[claim.url.path] = Kept(retryAt: now + Self.retryInterval, problem: problem, submitted: submitted)
             return isNew
         }
         if isNew { logger.error("spool: \(problem)") }
     }
 
-    private func reject(_ claim: Claim, because error: Error, now: Date) {
+    private func reject(_ claim: Claim, because error: Error, now: Instant) {
         do {
             try place(claim, in: rejected, as: claim.name.isEmpty ? claim.id : claim.name, note: "\(error)\n")
         } catch {
@@ -311,22 +395,36 @@ final class SpoolWatcher: Sendable {
         logger.warning("spool: \(claim.name) rejected: \(error)")
     }
 
+    /// The longest name a file may have (NAME_MAX).
+    static let maximumFileNameBytes = 255
+
+    /// The first characters of `text` that fit in `bytes` bytes of UTF-8.
+    static func prefix(of text: String, bytes: Int) -> String {
+        var prefix = ""
+        for character in text where prefix.utf8.count + character.utf8.count <= bytes { prefix.append(character) }
+        return prefix
+    }
+
     /// Moves a claim into `directory` as `name`, or `name-CLAIMID` (then `-2`, `-3`, …) when
-    /// that is taken, and returns the name. With a `note`, `NAME.error` holding it is written
+    /// that is taken, and returns the name. `name` is cut short so that each name tried, with
+    /// `.error`, fits in 255 bytes: `accepted/ID-NAME-CLAIMID` of a 240-byte name is 262 bytes,
+    /// and its ENAMETOOLONG would keep the claim in processing/ for ever. With a `note`, `NAME.error` holding it is written
     /// first and must be free too. Each name is taken in one step that fails if it exists
     /// (O_EXCL, RENAME_NOREPLACE): between a check and a move, another agent may take the name,
     /// and a file dropped as `NAME.error` is as much a dropped file as any.
     @discardableResult
     func place(_ claim: Claim, in directory: URL, as name: String, note: String? = nil) throws -> String {
+        let room = Self.maximumFileNameBytes - (note == nil ? 0 : ".error".utf8.count)
         for attempt in 0..<100 {
-            let candidate = attempt == 0 ? name : attempt == 1 ? "\(name)-\(claim.id)" : "\(name)-\(claim.id)-\(attempt)"
+            let suffix = attempt == 0 ? "" : attempt == 1 ? "-\(claim.id)" : "-\(claim.id)-\(attempt)"
+            let candidate = Self.prefix(of: name, bytes: room - suffix.utf8.count) + suffix
             let target = directory.appendingPathComponent(candidate).path
             if let note {
                 let code = Self.create(target + ".error", holding: note)
                 if code == EEXIST { continue }
                 guard code == 0 else { throw SystemError(code, "cannot write \(target).error") }
             }
-            let code = Self.moveWithoutReplacing(claim.url.path, to: target)
+            let code = Self.moveWithoutReplacing(claim.url.path, to: target, renameNoReplace: renameNoReplace)
             if code == 0 { return candidate }
             // The note was written by this call a moment ago: no one else's file.
             if note != nil { unlink(target + ".error") }
@@ -354,16 +452,43 @@ final class SpoolWatcher: Sendable {
         return 0
     }
 
+    /// A rename that fails with EEXIST rather than replace `to`: 0 or the errno.
+    typealias RenameNoReplace = @Sendable (_ from: String, _ to: String) -> Int32
+    static let systemRenameNoReplace: RenameNoReplace = { baton_rename_noreplace($0, $1) == 0 ? 0 : errno }
+
     /// rename(2) that fails with EEXIST rather than replace `to`; 0 or the errno.
-    static func moveWithoutReplacing(_ from: String, to: String) -> Int32 {
-        if baton_rename_noreplace(from, to) == 0 { return 0 }
-        let code = errno
+    static func moveWithoutReplacing(_ from: String, to: String, renameNoReplace: RenameNoReplace = systemRenameNoReplace) -> Int32 {
+        let code = renameNoReplace(from, to)
         guard code == EINVAL || code == ENOSYS else { return code }
-        // No RENAME_NOREPLACE here: link() refuses an existing name as well. A crash before the
-        // unlink leaves the claim in processing/ too, and its retry places a second copy.
-        guard link(from, to) == 0 else { return errno }
-        unlink(from)
+        // No RENAME_NOREPLACE here (NFS, OpenZFS before 2.2). The name is reserved by a file
+        // only this call can have made (O_EXCL), and the source renamed over it: a rename that
+        // replaces only our own placeholder, and moves the source in one step, so of two agents
+        // moving one file only one can. Not link() and unlink(): with fs.protected_hardlinks
+        // (the distributions' default) link() fails with EPERM on a file the agent neither owns
+        // nor may write — any file dropped by another user with mode 0644 — and a source left in
+        // place until the unlink can be linked by two agents at once. A crash between the two
+        // steps leaves an empty placeholder; the claim is still in processing/ and its retry
+        // takes the next free name.
+        let fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return errno }
+        close(fd)
+        guard rename(from, to) == 0 else {
+            let code = errno
+            unlink(to)  // the placeholder made just now
+            return code
+        }
         return 0
+    }
+}
+
+/// Another watcher (of this process or another, on this machine or another) holds the lock of
+/// the agent's claims directory: an agent of the same name watches the spool.
+struct SpoolNameInUse: Error, CustomStringConvertible {
+    let spool: String, agent: String, lock: String
+    var description: String {
+        "spool \(spool) is not watched by this agent: another agent named '\(agent)' watches it (it holds \(lock)). "
+            + "Agents sharing a spool must have distinct names, or they would submit each other's files twice: set `name:` "
+            + "in each agent's configuration (it defaults to the local part of the JID, so build@host/a and build@host/b are both 'build')"
     }
 }
 
