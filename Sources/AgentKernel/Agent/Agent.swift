@@ -105,6 +105,9 @@ public final class Agent: Sendable {
                         do {
                             try await self.cameOnline(jid)
                             onOnline?()
+                        } catch let error as AgentStartFailure {
+                            // Announced and serving; what failed to start says why, and how to mend it.
+                            self.logger.error("serving without some of its parts: \(error)")
                         } catch {
                             self.logger.error("could not announce myself: \(error)")
                         }
