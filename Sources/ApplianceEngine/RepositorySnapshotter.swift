@@ -43,9 +43,11 @@ public enum SnapshotError: Error, CustomStringConvertible, Equatable {
     case noCachedLists(String)
     case missingFromCache([String])
     case resolutionFailed(String)
+    case invalidID(String)
 
     public var description: String {
         switch self {
+        case .invalidID(let id): return "'\(id.prefix(100))' is not a snapshot id (64 lowercase hex digits, as repo.snapshot gives it)"
         case .unknownPackages(let names): return "package(s) not found in the archive: \(names.joined(separator: ", "))"
         case .noCachedLists(let why): return "mirror unreachable and no cached package lists to work offline: \(why)"
         case .missingFromCache(let files): return "offline and not in the download cache: \(files.joined(separator: ", "))"
@@ -202,8 +204,12 @@ public final class RepositorySnapshotter: Sendable {
                               reusedExistingSnapshot: reused, offline: !online, notes: notes)
     }
 
-    /// Opens an existing snapshot by id.
+    /// Opens an existing snapshot by id. An id is a SHA-256 in hex: anything else (`../x`, an
+    /// absolute path) would open a snapshot.json from elsewhere, and build from its packages.
     public func open(id: String) throws -> Snapshot {
+        guard id.utf8.count == 64, id.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            throw SnapshotError.invalidID(id)
+        }
         let dir = snapshotsDir.appendingPathComponent(id)
         var snap = try JSONDecoder().decode(Snapshot.self, from: Data(contentsOf: dir.appendingPathComponent("snapshot.json")))
         snap.directoryPath = dir.path

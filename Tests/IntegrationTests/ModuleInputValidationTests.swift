@@ -46,6 +46,20 @@ import Testing
         #expect(error?.text == "'/etc' is not a release directory: only directories under \(base.path)/shared/releases can be verified here")
     }
 
+    /// A snapshot id names a directory: only a digest is taken, never a path elsewhere.
+    @Test func snapshotIDsAreDigestsOnly() throws {
+        defer { try? FileManager.default.removeItem(at: base) }
+        let snapshotter = try RepositorySnapshotter(root: base.appendingPathComponent("repo"))
+        // A snapshot.json planted outside the repository, and ids that would reach it.
+        let planted = base.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: planted, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: planted.appendingPathComponent("snapshot.json"))
+        for id in ["../../elsewhere", planted.path, "", String(repeating: "A", count: 64), String(repeating: "0", count: 63) + "/"] {
+            #expect(throws: SnapshotError.invalidID(id)) { try snapshotter.open(id: id) }
+        }
+        #expect(SnapshotError.invalidID("../x").description == "'../x' is not a snapshot id (64 lowercase hex digits, as repo.snapshot gives it)")
+    }
+
     @Test func recipePathMustBeInTheRecipesDirectory() throws {
         defer { try? FileManager.default.removeItem(at: base) }
         let lifecycle = try LifecycleSettings(settings)
