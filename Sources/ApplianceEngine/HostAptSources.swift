@@ -44,8 +44,15 @@ public enum HostAptSources {
                 }
             }
         }
-        let security = entries.first { $0.suites.contains { $0.hasSuffix("-security") } }?.uri
-        guard let main = entries.first(where: { $0.suites.contains { !$0.contains("-") } })?.uri else { return nil }
+        // Debian's own archives first: a third-party repository with a plain suite name
+        // (`deb https://apt.grafana.com stable main`, listed earlier) is not the mirror.
+        func isDebian(_ uri: String, _ last: String) -> Bool {
+            uri.split(separator: "/").last.map(String.init) == last
+        }
+        let mains = entries.filter { $0.suites.contains { !$0.contains("-") } }
+        let securities = entries.filter { $0.suites.contains { $0.hasSuffix("-security") } }
+        guard let main = (mains.first { isDebian($0.uri, "debian") } ?? mains.first)?.uri else { return nil }
+        let security = (securities.first { isDebian($0.uri, "debian-security") } ?? securities.first)?.uri
         return Mirrors(main: main, security: security)
     }
 }

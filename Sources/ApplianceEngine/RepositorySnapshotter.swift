@@ -71,7 +71,9 @@ public final class RepositorySnapshotter: Sendable {
     public init(root: URL, mirror: String? = nil, securityMirror: String?? = nil,
                 listsMaxAge: TimeInterval = 3600, extraAptOptions: [String] = []) throws {
         let host = HostAptSources.detect()
-        guard let main = mirror ?? host?.main else { throw SnapshotError.resolutionFailed("no Debian mirror configured in /etc/apt and none given") }
+        guard let main = mirror ?? host?.main else {
+            throw SnapshotError.resolutionFailed("no Debian mirror: none in /etc/apt, and no 'mirror' in module_settings.lifecycle")
+        }
         self.root = root
         self.mirror = main
         self.securityMirror = securityMirror ?? host?.security
@@ -206,11 +208,14 @@ public final class RepositorySnapshotter: Sendable {
 
     /// Opens an existing snapshot by id. An id is a SHA-256 in hex: anything else (`../x`, an
     /// absolute path) would open a snapshot.json from elsewhere, and build from its packages.
-    public func open(id: String) throws -> Snapshot {
+    public func open(id: String) throws -> Snapshot { try Self.open(id: id, root: root) }
+
+    /// The same, needing no mirror: a build host reads snapshots, it downloads nothing.
+    public static func open(id: String, root: URL) throws -> Snapshot {
         guard id.utf8.count == 64, id.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
             throw SnapshotError.invalidID(id)
         }
-        let dir = snapshotsDir.appendingPathComponent(id)
+        let dir = root.appendingPathComponent("snapshots").appendingPathComponent(id)
         var snap = try JSONDecoder().decode(Snapshot.self, from: Data(contentsOf: dir.appendingPathComponent("snapshot.json")))
         snap.directoryPath = dir.path
         return snap

@@ -60,6 +60,21 @@ import Testing
         #expect(SnapshotError.invalidID("../x").description == "'../x' is not a snapshot id (64 lowercase hex digits, as repo.snapshot gives it)")
     }
 
+    @Test func mirrorsAreURLs() throws {
+        defer { try? FileManager.default.removeItem(at: base) }
+        func lifecycle(_ yaml: String) throws -> LifecycleSettings {
+            var settings = settings
+            settings.moduleSettings["lifecycle"] = "root: \(base.path)/shared\n" + yaml
+            return try LifecycleSettings(settings)
+        }
+        let set = try lifecycle("mirror: http://mirror.site.example/debian\nsecurity_mirror: https://security.debian.org/debian-security\n")
+        #expect(set.mirror == "http://mirror.site.example/debian" && set.securityMirror == "https://security.debian.org/debian-security")
+        #expect(try lifecycle("").mirror == nil)
+        #expect(throws: ConfigError(file: "module_settings.lifecycle", "mirror must be an http, https or file URL, like http://deb.debian.org/debian")) {
+            try lifecycle("mirror: deb.debian.org\n")
+        }
+    }
+
     @Test func recipePathMustBeInTheRecipesDirectory() throws {
         defer { try? FileManager.default.removeItem(at: base) }
         let lifecycle = try LifecycleSettings(settings)

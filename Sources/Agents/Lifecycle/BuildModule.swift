@@ -36,7 +36,7 @@ public struct BuildModule: StepRunner {
             throw StepFailure("snapshot_id is not a string")
         }
         let snapshot: Snapshot
-        do { snapshot = try RepositorySnapshotter(root: settings.repo).open(id: id) } catch {
+        do { snapshot = try RepositorySnapshotter.open(id: id, root: settings.repo) } catch {
             throw StepFailure("snapshot \(id) is not in \(settings.repo.path): \(error)")
         }
         let epoch = try invocation.argument("source_date_epoch")?.number

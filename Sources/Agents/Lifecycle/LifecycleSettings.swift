@@ -14,6 +14,8 @@ import Yams
 ///     signing_key_create: true           # generate the key if missing (default false: refuse)
 ///     retention: 5                       # release versions kept per channel
 ///     source_date_epoch: 1700000000      # default for reproducible builds
+///     mirror: http://deb.debian.org/debian    # default: the host's Debian mirror in /etc/apt
+///     security_mirror: http://deb.debian.org/debian-security   # default: the host's, if any
 /// ```
 /// Artifacts live in `<root>/artifacts` (content-addressed), snapshots in `<root>/repo`, build
 /// cache in `<root>/builds`, releases in `<root>/releases`.
@@ -24,6 +26,9 @@ struct LifecycleSettings: Sendable {
     var signingKeyCreate: Bool
     var retention: Int
     var sourceDateEpoch: Int
+    /// Where snapshots download from; nil: the host's apt sources say.
+    var mirror: String?
+    var securityMirror: String?
 
     var artifacts: URL { root.appendingPathComponent("artifacts") }
     var repo: URL { root.appendingPathComponent("repo") }
@@ -39,7 +44,8 @@ struct LifecycleSettings: Sendable {
             }
             section = parsed
         }
-        let known: Set<String> = ["root", "recipes", "signing_key", "signing_key_create", "retention", "source_date_epoch"]
+        let known: Set<String> = ["root", "recipes", "signing_key", "signing_key_create", "retention", "source_date_epoch",
+                                  "mirror", "security_mirror"]
         for key in section.keys where !known.contains(key) {
             throw ConfigError(file: "module_settings.lifecycle", "unknown setting '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -53,6 +59,14 @@ struct LifecycleSettings: Sendable {
         signingKeyCreate = section["signing_key_create"] as? Bool ?? false
         retention = section["retention"] as? Int ?? 5
         sourceDateEpoch = section["source_date_epoch"] as? Int ?? 1_700_000_000
+        for key in ["mirror", "security_mirror"] {
+            guard let value = section[key] else { continue }
+            guard let uri = value as? String, let scheme = URL(string: uri)?.scheme, ["http", "https", "file"].contains(scheme) else {
+                throw ConfigError(file: "module_settings.lifecycle", "\(key) must be an http, https or file URL, like http://deb.debian.org/debian")
+            }
+        }
+        mirror = section["mirror"] as? String
+        securityMirror = section["security_mirror"] as? String
     }
 
     func store() throws -> ArtifactStore { try ArtifactStore(root: artifacts) }

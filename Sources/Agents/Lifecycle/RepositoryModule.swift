@@ -11,7 +11,9 @@ public struct RepositoryModule: StepRunner {
 
     public init(settings: AgentSettings) throws { self.settings = try LifecycleSettings(settings) }
 
-    func snapshotter() throws -> RepositorySnapshotter { try RepositorySnapshotter(root: settings.repo) }
+    func snapshotter() throws -> RepositorySnapshotter {
+        try RepositorySnapshotter(root: settings.repo, mirror: settings.mirror, securityMirror: settings.securityMirror.map { .some($0) })
+    }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
         let recipe = try invocation.resolvedRecipe(settings)
