@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// One .deb in a snapshot.
@@ -150,6 +151,15 @@ public final class RepositorySnapshotter: Sendable {
     public func snapshot(suite: String, architecture: String, packages: [String],
                          includeEssential: Bool = false) throws -> SnapshotReport {
         var notes: [String] = []
+        // One snapshot at a time per repository: they share apt's lists and state (run with
+        // Debug::NoLocking, as apt's own locks are for the system's apt) and the download cache,
+        // whose partial files two apt runs would write over each other.
+        let lock = try RepositoryLock(at: root.appendingPathComponent(".snapshot.lock"))
+        defer { lock.release() }
+        if try !lock.acquire(waiting: false) {
+            notes.append("waited for another snapshot of this repository to finish")
+            _ = try lock.acquire(waiting: true)
+        }
         let r = try prepareAptRoot(suite: suite, arch: architecture)
         let online = try updateLists(r, arch: architecture, notes: &notes)
         let wanted = Array(Set(packages + (includeEssential ? ["?essential", "apt"] : []))).sorted()
@@ -271,4 +281,34 @@ public final class RepositorySnapshotter: Sendable {
             return (name, version, arch)
         }
     }
+}
+
+/// An exclusive lock on a file (flock), for work of one process or several on one repository.
+final class RepositoryLock {
+    private let descriptor: Int32
+    private let path: String
+
+    init(at url: URL) throws {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        path = url.path
+        descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SnapshotError.resolutionFailed("cannot open the lock \(url.path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Takes the lock; without `waiting`, returns false at once if another holds it. While
+    /// waiting, a cancel of the work on this thread (a cancelled step) ends the wait.
+    func acquire(waiting: Bool) throws -> Bool {
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                throw SnapshotError.resolutionFailed("cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+            guard waiting else { return false }
+            if ThreadCancel.current?.isCancelled == true { throw CancellationError() }
+            usleep(100_000)
+        }
+        return true
+    }
+
+    /// Releases the lock (closing the file does).
+    func release() { close(descriptor) }
 }
