@@ -179,9 +179,14 @@ final class ConsoleCapture: @unchecked Sendable {
 
     func append(_ chunk: Data) {
         lock.lock(); defer { lock.unlock() }
+        // Only the new bytes, and the three before them a plan line may start in: decoding the
+        // whole log at every chunk made a chatty guest's console cost quadratic time.
+        let from = max(0, data.count - 3)
         data.append(chunk)
-        if watchPlan, plan == nil, String(decoding: data, as: UTF8.self).contains("\n1..") { plan = Date() }
+        if watchPlan, plan == nil, data[(data.startIndex + from)...].range(of: Self.planStart) != nil { plan = Date() }
     }
+
+    private static let planStart = Data("\n1..".utf8)
     var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
     var planSeen: Date? { lock.lock(); defer { lock.unlock() }; return plan }
 }
