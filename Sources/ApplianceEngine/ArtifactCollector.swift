@@ -50,8 +50,9 @@ public struct ArtifactCollector: Sendable {
 
     @discardableResult
     public func collect() throws -> (removed: Int, bytes: Int64, kept: Int) {
+        let cutoff = Date().addingTimeInterval(-grace)
         let keep = try referenced()
-        let (removed, bytes) = try store.gc(keep: keep)
+        let (removed, bytes) = try store.gc(keep: keep, storedBefore: cutoff)
         return (removed, bytes, keep.count)
     }
 }

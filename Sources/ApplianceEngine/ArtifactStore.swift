@@ -49,6 +49,9 @@ public final class ArtifactStore: Sendable {
     public func put(_ file: URL) throws -> ArtifactRef {
         let temp = tmp.appendingPathComponent(UUID().uuidString)
         _ = FileManager.default.createFile(atPath: temp.path, contents: nil)
+        var placed = false
+        // A copy cut short (a full disk, an unreadable source) leaves nothing behind in tmp/.
+        defer { if !placed { try? FileManager.default.removeItem(at: temp) } }
         let input = try FileHandle(forReadingFrom: file)
         let output = try FileHandle(forWritingTo: temp)
         var hasher = SHA256()
@@ -64,11 +67,14 @@ public final class ArtifactStore: Sendable {
         let hex = SHA256Hex.hex(hasher.finalize())
         let dest = objectURL(hex)
         if FileManager.default.fileExists(atPath: dest.path) {
-            try FileManager.default.removeItem(at: temp)  // already stored: content is identical
+            // Already stored, the content identical. Stored again means wanted again: its time
+            // is renewed, as the collector keeps what was stored lately for workflows in flight.
+            _ = utimes(dest.path, nil)
         } else {
             try FileManager.default.createDirectory(at: dest.deletingLastPathComponent(), withIntermediateDirectories: true)
             try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: temp.path)
             guard rename(temp.path, dest.path) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+            placed = true
         }
         return ArtifactRef(sha256: hex, size: size)
     }
@@ -88,9 +94,11 @@ public final class ArtifactStore: Sendable {
         return url
     }
 
-    /// Deletes every object whose digest is not in `keep`; returns (objects, bytes) freed.
+    /// Deletes every object whose digest is not in `keep` and that was not stored (or stored
+    /// again) after `storedBefore`, looked at as it is deleted: an object put while `keep` was
+    /// being made is never in it. Returns (objects, bytes) freed.
     @discardableResult
-    public func gc(keep: Set<String>) throws -> (removed: Int, bytes: Int64) {
+    public func gc(keep: Set<String>, storedBefore cutoff: Date = .distantFuture) throws -> (removed: Int, bytes: Int64) {
         var removed = 0
         var bytes: Int64 = 0
         let fm = FileManager.default
@@ -98,7 +106,9 @@ public final class ArtifactStore: Sendable {
             let dir = objects.appendingPathComponent(shard)
             for name in try fm.contentsOfDirectory(atPath: dir.path) where !keep.contains(name) {
                 let url = dir.appendingPathComponent(name)
-                let size = (try? fm.attributesOfItem(atPath: url.path)[.size] as? Int64) ?? 0
+                let attributes = try? fm.attributesOfItem(atPath: url.path)
+                if let modified = attributes?[.modificationDate] as? Date, modified >= cutoff { continue }
+                let size = (attributes?[.size] as? Int64) ?? 0
                 try fm.removeItem(at: url)
                 removed += 1
                 bytes += size

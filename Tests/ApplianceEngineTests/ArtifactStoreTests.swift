@@ -38,6 +38,28 @@ import Testing
         #expect(!store.contains(refs[0]) && store.contains(refs[1]) && !store.contains(refs[2]))
         #expect(throws: ArtifactStoreError.missing(refs[0].uri)) { try store.path(for: refs[0]) }
     }
+
+    /// Stored again, an object counts as recent (a workflow in flight may need it); an object
+    /// put while the collector made its list is not deleted; a copy that fails leaves no file.
+    @Test func recentObjectsSurviveAndFailedCopiesLeaveNothing() throws {
+        let base = try Fixtures.scratch("cas-recent")
+        let store = try ArtifactStore(root: base.appendingPathComponent("store"))
+        let f = base.appendingPathComponent("report")
+        try Data("test report".utf8).write(to: f)
+        let ref = try store.put(f)
+        let object = store.objectURL(ref.sha256)
+        let twoDaysAgo = Date().addingTimeInterval(-2 * 24 * 3600)
+        try FileManager.default.setAttributes([.modificationDate: twoDaysAgo], ofItemAtPath: object.path)
+        _ = try store.put(f)
+        let renewed = try #require(try FileManager.default.attributesOfItem(atPath: object.path)[.modificationDate] as? Date)
+        #expect(renewed > Date().addingTimeInterval(-60))
+        // Listed as unreferenced a day ago, stored since: kept.
+        #expect(try store.gc(keep: [], storedBefore: Date().addingTimeInterval(-24 * 3600)).removed == 0)
+        #expect(store.contains(ref))
+        // A source that cannot be read through (a directory): an error, and tmp/ stays empty.
+        #expect(throws: (any Error).self) { try store.put(base) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.tmp.path).isEmpty)
+    }
 }
 
 @Suite struct ToolTests {
