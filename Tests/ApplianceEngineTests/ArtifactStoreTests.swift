@@ -4,12 +4,17 @@ import Testing
 @testable import ApplianceEngine
 
 @Suite struct ArtifactStoreTests {
-    @Test func putPathAndCorruption() throws {
-        let base = try Fixtures.scratch("cas")
+    /// A fresh store in a scratch directory, a file holding `text` beside it, and the file stored.
+    func storedFile(_ scratch: String, _ text: String) throws -> (base: URL, store: ArtifactStore, file: URL, ref: ArtifactRef) {
+        let base = try Fixtures.scratch(scratch)
         let store = try ArtifactStore(root: base.appendingPathComponent("store"))
-        let f = base.appendingPathComponent("f")
-        try Data("hello".utf8).write(to: f)
-        let ref = try store.put(f)
+        let file = base.appendingPathComponent("file")
+        try Data(text.utf8).write(to: file)
+        return (base, store, file, try store.put(file))
+    }
+
+    @Test func putPathAndCorruption() throws {
+        let (_, store, f, ref) = try storedFile("cas", "hello")
         #expect(ref.sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
         #expect(ref.uri == "cas:sha256:\(ref.sha256)" && ref.size == 5)
         #expect(try store.put(f) == ref)
@@ -42,11 +47,7 @@ import Testing
     /// Stored again, an object counts as recent (a workflow in flight may need it); an object
     /// put while the collector made its list is not deleted; a copy that fails leaves no file.
     @Test func recentObjectsSurviveAndFailedCopiesLeaveNothing() throws {
-        let base = try Fixtures.scratch("cas-recent")
-        let store = try ArtifactStore(root: base.appendingPathComponent("store"))
-        let f = base.appendingPathComponent("report")
-        try Data("test report".utf8).write(to: f)
-        let ref = try store.put(f)
+        let (base, store, f, ref) = try storedFile("cas-recent", "test report")
         let object = store.objectURL(ref.sha256)
         let twoDaysAgo = Date().addingTimeInterval(-2 * 24 * 3600)
         try FileManager.default.setAttributes([.modificationDate: twoDaysAgo], ofItemAtPath: object.path)
