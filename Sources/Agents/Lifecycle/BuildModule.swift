@@ -21,6 +21,10 @@ public struct BuildModule: StepRunner {
 
     public func start(_ agent: AgentContext) async throws {
         let logger = agent.logger(for: name)
+        // Left by builds and copies cut short by a crash or a kill.
+        let swept = Leftovers.sweep(settings.builds.appendingPathComponent("builds"), prefixes: [".work-", ".stage-"])
+            + Leftovers.sweep(settings.artifacts.appendingPathComponent("tmp"), prefixes: [])
+        if !swept.isEmpty { logger.notice("removed \(swept.count) scratch entr\(swept.count == 1 ? "y" : "ies") left by builds cut short: \(swept.joined(separator: ", "))") }
         do {
             let launcher = try await Launcher(stateDir: containerState, imageDir: containerState + "/images")
             postScripts.withLock { $0 = LauncherPostScripts(launcher: launcher) }

@@ -19,7 +19,19 @@ public final class ReleaseModule: StepRunner {
                                      createKey: lifecycle.signingKeyCreate) { logger.notice("\($0)") }
     }
 
-    public func start(_ agent: AgentContext) async throws { self.agent.withLock { $0 = agent } }
+    public func start(_ agent: AgentContext) async throws {
+        self.agent.withLock { $0 = agent }
+        // Staged releases a crash left beside their channel's versions (never published).
+        let fm = FileManager.default
+        var swept: [String] = []
+        for appliance in (try? fm.contentsOfDirectory(atPath: settings.releases.path)) ?? [] {
+            let dir = settings.releases.appendingPathComponent(appliance)
+            for channel in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? [] {
+                swept += Leftovers.sweep(dir.appendingPathComponent(channel), prefixes: [".stage-"]).map { "\(appliance)/\(channel)/\($0)" }
+            }
+        }
+        if !swept.isEmpty { agent.logger(for: name).notice("removed releases staged by publishes cut short: \(swept.joined(separator: ", "))") }
+    }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {
         let recipe = try invocation.resolvedRecipe(settings)

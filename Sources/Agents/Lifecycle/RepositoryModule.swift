@@ -11,6 +11,11 @@ public struct RepositoryModule: StepRunner {
 
     public init(settings: AgentSettings) throws { self.settings = try LifecycleSettings(settings) }
 
+    public func start(_ agent: AgentContext) async throws {
+        let swept = Leftovers.sweep(settings.repo.appendingPathComponent("snapshots"), prefixes: [".stage-"])
+        if !swept.isEmpty { agent.logger(for: name).notice("removed snapshots staged by runs cut short: \(swept.joined(separator: ", "))") }
+    }
+
     func snapshotter() throws -> RepositorySnapshotter {
         try RepositorySnapshotter(root: settings.repo, mirror: settings.mirror, securityMirror: settings.securityMirror.map { .some($0) })
     }
