@@ -148,8 +148,9 @@ public final class RepositorySnapshotter: Sendable {
     /// Resolves, downloads (only what the cache lacks) and writes the snapshot.
     /// `includeEssential` adds the Essential:yes set and apt, which a debootstrap-style build
     /// (mmdebstrap) needs from the repository.
+    /// `progress` hears each note as it is made (a download may take minutes).
     public func snapshot(suite: String, architecture: String, packages: [String],
-                         includeEssential: Bool = false) throws -> SnapshotReport {
+                         includeEssential: Bool = false, progress: (String) -> Void = { _ in }) throws -> SnapshotReport {
         var notes: [String] = []
         // One snapshot at a time per repository: they share apt's lists and state (run with
         // Debug::NoLocking, as apt's own locks are for the system's apt) and the download cache,
@@ -158,10 +159,13 @@ public final class RepositorySnapshotter: Sendable {
         defer { lock.release() }
         if try !lock.acquire(waiting: false) {
             notes.append("waited for another snapshot of this repository to finish")
+            progress("waiting for another snapshot of this repository to finish")
             _ = try lock.acquire(waiting: true)
         }
         let r = try prepareAptRoot(suite: suite, arch: architecture)
+        let earlierNotes = notes.count
         let online = try updateLists(r, arch: architecture, notes: &notes)
+        notes[earlierNotes...].forEach(progress)
         let wanted = Array(Set(packages + (includeEssential ? ["?essential", "apt"] : []))).sorted()
 
         // 1. Resolve with apt's own solver (simulation) to get the exact closure.
@@ -187,6 +191,7 @@ public final class RepositorySnapshotter: Sendable {
         let lacking = files.filter { !before.contains($0) }
         if !lacking.isEmpty {
             if !online { throw SnapshotError.missingFromCache(lacking) }
+            progress("\(resolved.count) packages resolved; downloading the \(lacking.count) not in the cache from \(mirror)")
             try Tool.run(["apt-get"] + aptOptions(r, arch: architecture) + ["-q", "-y", "--download-only", "install"] + wanted,
                          timeout: 1800)
         }
@@ -209,6 +214,7 @@ public final class RepositorySnapshotter: Sendable {
         let reused = fm.fileExists(atPath: snap.directory.appendingPathComponent("snapshot.json").path)
         if reused {
             notes.append("snapshot \(id.prefix(12)) already exists; reused")
+            progress(notes[notes.count - 1])
         } else {
             try writeRepository(&snap)
         }

@@ -125,9 +125,12 @@ public final class VMTester: Sendable {
     }
 
     /// Boots the image once with `checks` delivered as user data in `context.method` form.
+    /// `progress` hears the accelerator chosen, then the guest's plan when it has booted: a VM
+    /// test may run for many minutes.
     public func run(image: VMImage, checks: [Recipe.VMCheck], context: Recipe.Context, name: String,
-                    accelerator forced: Accelerator? = nil) throws -> VMTestReport {
+                    accelerator forced: Accelerator? = nil, progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> VMTestReport {
         let (accel, note) = try forced.map { ($0, "forced by caller") } ?? accelerator(image: image)
+        progress("\(accel.rawValue.uppercased()): \(note)")
         let dir = workDir.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -140,7 +143,9 @@ public final class VMTester: Sendable {
             "-drive", "file=\(image.rootfs.path),format=raw,if=virtio,readonly=on",
             "-drive", "file=\(seed.path),format=raw,if=virtio,readonly=on",
         ]
-        let run = try QemuRun.start(argv)
+        let run = try QemuRun.start(argv) { [started = Date()] in
+            progress(String(format: "booted in %.1f s; the guest runs its %d checks", Date().timeIntervalSince(started), checks.count))
+        }
         let end = run.wait(timeout: TimeInterval(context.maxLifetime))
         let total = Date().timeIntervalSince(run.started)
         let outcome: VMOutcome
@@ -175,15 +180,23 @@ final class ConsoleCapture: @unchecked Sendable {
     private var data = Data()
     private var plan: Date?
     private let watchPlan: Bool
-    init(watchPlan: Bool) { self.watchPlan = watchPlan }
+    /// Called once, when the plan appears (outside the lock).
+    private let onPlan: (@Sendable () -> Void)?
+    init(watchPlan: Bool, onPlan: (@Sendable () -> Void)? = nil) {
+        self.watchPlan = watchPlan
+        self.onPlan = onPlan
+    }
 
     func append(_ chunk: Data) {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
         // Only the new bytes, and the three before them a plan line may start in: decoding the
         // whole log at every chunk made a chatty guest's console cost quadratic time.
         let from = max(0, data.count - 3)
         data.append(chunk)
-        if watchPlan, plan == nil, data[(data.startIndex + from)...].range(of: Self.planStart) != nil { plan = Date() }
+        let seenNow = watchPlan && plan == nil && data[(data.startIndex + from)...].range(of: Self.planStart) != nil
+        if seenNow { plan = Date() }
+        lock.unlock()
+        if seenNow { onPlan?() }
     }
 
     private static let planStart = Data("\n1..".utf8)
@@ -194,7 +207,7 @@ final class ConsoleCapture: @unchecked Sendable {
 /// A running qemu whose console is read as it arrives (to time the boot).
 final class QemuRun: @unchecked Sendable {
     let process = Process()
-    let console = ConsoleCapture(watchPlan: true)
+    let console: ConsoleCapture
     let stderr = ConsoleCapture(watchPlan: false)
     let exited = DispatchSemaphore(value: 0)
     /// The two pipe readers, done at end of file.
@@ -203,8 +216,11 @@ final class QemuRun: @unchecked Sendable {
     private let handles = Mutex<[FileHandle]>([])
     let started = Date()
 
-    static func start(_ argv: [String]) throws -> QemuRun {
-        let r = QemuRun()
+    private init(onPlan: (@Sendable () -> Void)?) { console = ConsoleCapture(watchPlan: true, onPlan: onPlan) }
+
+    /// Starts qemu; `onPlan` is called when the guest's TAP plan appears on its console.
+    static func start(_ argv: [String], onPlan: (@Sendable () -> Void)? = nil) throws -> QemuRun {
+        let r = QemuRun(onPlan: onPlan)
         guard let exe = Tool.find(argv[0]) else {
             throw ToolError(tool: argv[0], argv: argv, reason: .notFound, stderrTail: "")
         }

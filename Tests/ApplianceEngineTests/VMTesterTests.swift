@@ -20,7 +20,12 @@ extension HeavySuite {
 
         @Test func noCloudBootRunsChecksAndPowersOff() throws {
             let ctx = Recipe.Context(method: .nocloud, hostname: "ctx-vm", maxLifetime: 120)
-            let r = try tester().run(image: try image(), checks: Self.checks, context: ctx, name: "nocloud")
+            let heard = Heard()
+            let r = try tester().run(image: try image(), checks: Self.checks, context: ctx, name: "nocloud", progress: heard.add)
+            // Progress on the way: the accelerator, then the boot, while the VM runs.
+            #expect(heard.lines.count == 2, "\(heard.lines)")
+            #expect(heard.lines.first?.hasPrefix("\(r.accelerator.rawValue.uppercased()): ") == true, "\(heard.lines)")
+            #expect(heard.lines.last?.hasPrefix("booted in ") == true && heard.lines.last?.hasSuffix("; the guest runs its 4 checks") == true, "\(heard.lines)")
             print("vm nocloud: accel \(r.accelerator) (\(r.acceleratorNote)), boot \(r.bootSeconds.map { String(format: "%.2f", $0) } ?? "-") s, total \(String(format: "%.2f", r.totalSeconds)) s")
             #expect(r.outcome == .poweredOff, "\(r.serialLog)")
             #expect(r.tap.plan == 4)
@@ -114,4 +119,12 @@ extension HeavySuite {
             (e as? ToolError)?.reason == .cancelled
         }
     }
+}
+
+/// Progress lines, in order, from whichever thread reports them.
+final class Heard: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [String] = []
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return collected }
+    @Sendable func add(_ line: String) { lock.lock(); collected.append(line); lock.unlock() }
 }

@@ -26,9 +26,8 @@ public struct RepositoryModule: StepRunner {
         let snapshotter = try snapshotter()
         let report = try await offloaded {
             try snapshotter.snapshot(suite: recipe.os.suite, architecture: recipe.os.architecture, packages: recipe.packages,
-                                     includeEssential: recipe.profile == .debian)
+                                     includeEssential: recipe.profile == .debian, progress: invocation.progress)
         }
-        for note in report.notes { invocation.progress(note) }
         return StepOutcome(outputs: [
             "snapshot_id": .string(report.snapshot.id), "packages": .number(Double(report.snapshot.packages.count)),
             "bytes_downloaded": .number(Double(report.bytesDownloaded)), "reused": .bool(report.reusedExistingSnapshot),

@@ -38,7 +38,8 @@ public struct TestModule: StepRunner {
         invocation.progress("booting \(recipe.name) with \(recipe.tests.vm.count) checks (\(context.method.rawValue), max lifetime \(context.maxLifetime) s)")
         let tester = self.tester
         let report = try await offloaded { [context] in
-            try tester.run(image: image, checks: recipe.tests.vm, context: context, name: "\(recipe.name)-\(invocation.workflowID)")
+            try tester.run(image: image, checks: recipe.tests.vm, context: context, name: "\(recipe.name)-\(invocation.workflowID)",
+                           progress: invocation.progress)
         }
         let tap = invocation.workspace.appendingPathComponent("vm.tap"), junit = invocation.workspace.appendingPathComponent("vm-junit.xml")
         let serial = invocation.workspace.appendingPathComponent("serial.log")
@@ -54,7 +55,6 @@ public struct TestModule: StepRunner {
                                 "serial": ArtifactJSON.value(try store.put(serial))]),
         ]
         let tail = String(report.serialLog.split(separator: "\n").suffix(25).joined(separator: "\n"))
-        invocation.progress("\(report.accelerator.rawValue.uppercased()): \(report.acceleratorNote)")
         switch report.outcome {
         case .killedAtMaxLifetime(let seconds):
             throw StepFailure("VM killed at max_lifetime (\(seconds) s) on \(report.accelerator.rawValue.uppercased()); \(report.tap.lines.count) checks reported", logTail: tail)
