@@ -8,7 +8,24 @@ public protocol PostScriptRunner: Sendable {
     func run(script: String, name: String, root: URL, environment: [String: String], timeout: Double) throws -> (status: Int32, output: String)
 }
 
+/// Runs no post script, saying why: where no container runtime works and the operator has
+/// not allowed the chroot fallback.
+public struct RefusingPostScripts: PostScriptRunner {
+    public struct Refusal: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let reason: String
+    public init(reason: String) { self.reason = reason }
+
+    public func run(script: String, name: String, root: URL, environment: [String: String], timeout: Double) throws -> (status: Int32, output: String) {
+        throw Refusal(description: "post script \(name) not run: \(reason)")
+    }
+}
+
 /// Fresh mount/pid/net/uts/ipc namespaces and chroot: no network, nothing leaks to the host.
+/// But the script runs as the host's root in a chroot, which root can leave: it is the fallback
+/// only where the operator allows it (`post_scripts_chroot: true`).
 public struct NamespaceChrootRunner: PostScriptRunner {
     public init() {}
     public func run(script: String, name: String, root: URL, environment: [String: String], timeout: Double) throws -> (status: Int32, output: String) {

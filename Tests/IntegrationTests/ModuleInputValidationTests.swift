@@ -60,6 +60,26 @@ import Testing
         #expect(SnapshotError.invalidID("../x").description == "'../x' is not a snapshot id (64 lowercase hex digits, as repo.snapshot gives it)")
     }
 
+    /// Without a container runtime, post scripts run as root in a chroot only where allowed.
+    @Test func postScriptsWithoutARuntimeRunOnlyWhereAllowed() throws {
+        defer { try? FileManager.default.removeItem(at: base) }
+        struct NoRuntime: Error, CustomStringConvertible { var description: String { "runc: not found" } }
+        let (refusing, said) = BuildModule.withoutRuntime(NoRuntime(), chrootAllowed: false)
+        #expect(said.hasSuffix("; builds with post scripts fail until then"))
+        let error = #expect(throws: RefusingPostScripts.Refusal.self) {
+            try refusing.run(script: "true", name: "10-motd", root: base, environment: [:], timeout: 5)
+        }
+        #expect(error?.description == "post script 10-motd not run: no usable OCI runtime on this host (runc: not found); install runc, "
+            + "or set post_scripts_chroot: true in module_settings.lifecycle to run post scripts as root in a chroot, which a script can leave")
+        #expect(BuildModule.withoutRuntime(NoRuntime(), chrootAllowed: true).0 is NamespaceChrootRunner)
+        var allowing = settings
+        allowing.moduleSettings["lifecycle"] = "root: \(base.path)/shared\npost_scripts_chroot: true\n"
+        #expect(try LifecycleSettings(allowing).postScriptsChroot)
+        #expect(try LifecycleSettings(settings).postScriptsChroot == false)
+        allowing.moduleSettings["lifecycle"] = "root: \(base.path)/shared\npost_scripts_chroot: maybe\n"
+        #expect(throws: ConfigError(file: "module_settings.lifecycle", "post_scripts_chroot must be true or false")) { try LifecycleSettings(allowing) }
+    }
+
     @Test func mirrorsAreURLs() throws {
         defer { try? FileManager.default.removeItem(at: base) }
         func lifecycle(_ yaml: String) throws -> LifecycleSettings {

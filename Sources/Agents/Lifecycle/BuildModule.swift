@@ -11,8 +11,8 @@ public struct BuildModule: StepRunner {
     let settings: LifecycleSettings
     let containerState: String
     /// Post scripts run in a container on the OCI runtime; the namespace+chroot runner only if
-    /// no runtime works on this host (said in the log at start).
-    private let postScripts = Locked<any PostScriptRunner>(NamespaceChrootRunner())
+    /// no runtime works on this host and the operator allows it (said in the log at start).
+    private let postScripts = Locked<any PostScriptRunner>(RefusingPostScripts(reason: "the build module has not started"))
 
     public init(settings: AgentSettings) throws {
         self.settings = try LifecycleSettings(settings)
@@ -30,8 +30,20 @@ public struct BuildModule: StepRunner {
             postScripts.withLock { $0 = LauncherPostScripts(launcher: launcher) }
             logger.info("post scripts run in containers: \(launcher.runtimeReport)")
         } catch {
-            logger.warning("no usable OCI runtime (\(error)); post scripts run with unshare + chroot instead")
+            let (runner, message) = Self.withoutRuntime(error, chrootAllowed: settings.postScriptsChroot)
+            postScripts.withLock { $0 = runner }
+            logger.warning("\(message)")
         }
+    }
+
+    /// What runs post scripts where the runtime failed (`error`), and what the log says of it.
+    static func withoutRuntime(_ error: any Error, chrootAllowed: Bool) -> (any PostScriptRunner, String) {
+        if chrootAllowed {
+            return (NamespaceChrootRunner(), "no usable OCI runtime (\(error)); post scripts run as root with unshare + chroot (post_scripts_chroot)")
+        }
+        let reason = "no usable OCI runtime on this host (\(error)); install runc, or set post_scripts_chroot: true in "
+            + "module_settings.lifecycle to run post scripts as root in a chroot, which a script can leave"
+        return (RefusingPostScripts(reason: reason), reason + "; builds with post scripts fail until then")
     }
 
     public func run(_ invocation: StepInvocation) async throws -> StepOutcome {

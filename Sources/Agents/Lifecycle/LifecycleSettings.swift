@@ -16,6 +16,8 @@ import Yams
 ///     source_date_epoch: 1700000000      # default for reproducible builds
 ///     mirror: http://deb.debian.org/debian    # default: the host's Debian mirror in /etc/apt
 ///     security_mirror: http://deb.debian.org/debian-security   # default: the host's, if any
+///     post_scripts_chroot: true          # without a container runtime, run post scripts as root in
+///                                        # a chroot (default false: such builds fail)
 /// ```
 /// Artifacts live in `<root>/artifacts` (content-addressed), snapshots in `<root>/repo`, build
 /// cache in `<root>/builds`, releases in `<root>/releases`.
@@ -24,6 +26,8 @@ struct LifecycleSettings: Sendable {
     var recipes: URL
     var signingKey: URL
     var signingKeyCreate: Bool
+    /// Post scripts may run as root in a chroot where no container runtime works.
+    var postScriptsChroot: Bool
     var retention: Int
     var sourceDateEpoch: Int
     /// Where snapshots download from; nil: the host's apt sources say.
@@ -45,7 +49,7 @@ struct LifecycleSettings: Sendable {
             section = parsed
         }
         let known: Set<String> = ["root", "recipes", "signing_key", "signing_key_create", "retention", "source_date_epoch",
-                                  "mirror", "security_mirror"]
+                                  "mirror", "security_mirror", "post_scripts_chroot"]
         for key in section.keys where !known.contains(key) {
             throw ConfigError(file: "module_settings.lifecycle", "unknown setting '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -57,6 +61,10 @@ struct LifecycleSettings: Sendable {
             throw ConfigError(file: "module_settings.lifecycle", "signing_key_create must be true or false")
         }
         signingKeyCreate = section["signing_key_create"] as? Bool ?? false
+        guard section["post_scripts_chroot"].map({ $0 is Bool }) ?? true else {
+            throw ConfigError(file: "module_settings.lifecycle", "post_scripts_chroot must be true or false")
+        }
+        postScriptsChroot = section["post_scripts_chroot"] as? Bool ?? false
         retention = section["retention"] as? Int ?? 5
         sourceDateEpoch = section["source_date_epoch"] as? Int ?? 1_700_000_000
         for key in ["mirror", "security_mirror"] {
