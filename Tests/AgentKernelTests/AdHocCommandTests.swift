@@ -80,6 +80,29 @@ import Testing
         #expect(runs.value == 1)
     }
 
+    /// XEP-0050: an expired session is not-allowed + session-expired (a client can say so), an
+    /// unknown one bad-request + bad-sessionid; a session expires after a quiet while, not a
+    /// long one.
+    @Test func expiredSessionsAreToldApartFromUnknownOnes() async throws {
+        let quick = AdHocCommandService(commands: service.commands, sessionLifetime: .seconds(1))
+        let first = try await quick.handle(AdHocStanzas.request(node: "two"), from: "ops@x/1", trusted: true)
+        let session = try #require(first["sessionid"])
+        // Active every half second, it outlives the 1 s lifetime.
+        try await Task.sleep(for: .milliseconds(600))
+        _ = try await quick.handle(submit("two", .next, session: session, ["a": "1"]), from: "ops@x/1", trusted: true)
+        try await Task.sleep(for: .milliseconds(600))
+        _ = try await quick.handle(submit("two", .prev, session: session, [:]), from: "ops@x/1", trusted: true)
+        try await Task.sleep(for: .milliseconds(1500))
+        let expired = await #expect(throws: StanzaError.self) {
+            try await quick.handle(submit("two", .next, session: session, ["a": "1"]), from: "ops@x/1", trusted: true)
+        }
+        #expect(expired?.condition == .notAllowed && expired?.appCondition?.name == "session-expired")
+        let unknown = await #expect(throws: StanzaError.self) {
+            try await quick.handle(submit("two", .next, session: "never-was", ["a": "1"]), from: "ops@x/1", trusted: true)
+        }
+        #expect(unknown?.condition == .badRequest && unknown?.appCondition?.name == "bad-sessionid")
+    }
+
     @Test func unfinishedSessionsAreBoundedPerJID() async throws {
         for _ in 0..<AdHocCommandService.maximumSessionsPerJID {
             _ = try await service.handle(AdHocStanzas.request(node: "two"), from: "flood@x/1", trusted: true)

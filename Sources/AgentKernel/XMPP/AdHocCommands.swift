@@ -65,18 +65,23 @@ public final class AdHocCommandService: Sendable {
         let owner: String
         var stage: Int
         var values: [String: [String]]
-        let started: ContinuousClock.Instant
+        /// When a request last worked on it: a session expires after a quiet `sessionLifetime`.
+        var lastActive: ContinuousClock.Instant
     }
 
     private let commandsByNode: [String: AdHocCommand]
     public let commands: [AdHocCommand]
     private let sessions = Mutex<[String: Session]>([:])
-    private let sessionLifetime: Duration = .seconds(600)
+    /// Ids of sessions that expired lately (the last 1000), which XEP-0050 answers differently
+    /// from ids never seen: not-allowed with <session-expired/>, so a client can say why.
+    private let expired = Mutex<(ids: Set<String>, order: [String])>(([], []))
+    private let sessionLifetime: Duration
     static let maximumSessionsPerJID = 20
     static let maximumSessions = 1000
 
-    public init(commands: [AdHocCommand]) {
+    public init(commands: [AdHocCommand], sessionLifetime: Duration = .seconds(600)) {
         self.commands = commands
+        self.sessionLifetime = sessionLifetime
         commandsByNode = Dictionary(commands.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
@@ -109,6 +114,10 @@ public final class AdHocCommandService: Sendable {
         // Taken out while this request works on it, and put back only for a later stage: a
         // second request for the session meanwhile (a double click on Finish, a client's resend)
         // finds none, and cannot run the command twice.
+        if expired.withLock({ $0.ids.contains(sessionID) }) {
+            throw StanzaError(.notAllowed, "session '\(sessionID)' of '\(node)' expired after \(sessionLifetime.components.seconds / 60) minutes; start the command again",
+                              appCondition: AdHocStanzas.condition("session-expired"))
+        }
         let taken = sessions.withLock { all -> Result<Session, StanzaError> in
             guard let session = all[sessionID], session.node == node else {
                 return .failure(StanzaError(.badRequest, "no session '\(sessionID)' for command '\(node)' (expired, ended, or busy with a request)",
@@ -120,7 +129,11 @@ public final class AdHocCommandService: Sendable {
         }
         var session = try taken.get()
         let unchanged = session
-        func putBack(_ session: Session) { sessions.withLock { $0[sessionID] = session } }
+        func putBack(_ session: Session) {
+            var session = session
+            session.lastActive = .now
+            sessions.withLock { $0[sessionID] = session }
+        }
         switch action {
         case .cancel:
             return AdHocStanzas.response(node: node, sessionID: sessionID, status: .canceled)
@@ -172,7 +185,7 @@ public final class AdHocCommandService: Sendable {
             try DataForm(.form, fields: fields).validate(submitted.submitted)
             return try await finish(command, from: from, values: submitted.submitted, id: sessionID)
         }
-        let session = Session(node: command.node, owner: from, stage: 0, values: [:], started: .now)
+        let session = Session(node: command.node, owner: from, stage: 0, values: [:], lastActive: .now)
         let room = sessions.withLock { all -> Bool in
             guard all.count < Self.maximumSessions, all.values.count(where: { $0.owner == from }) < Self.maximumSessionsPerJID else { return false }
             all[sessionID] = session
@@ -208,6 +221,15 @@ public final class AdHocCommandService: Sendable {
 
     private func expireSessions() {
         let cutoff = ContinuousClock.now - sessionLifetime
-        sessions.withLock { $0 = $0.filter { $0.value.started > cutoff } }
+        let gone = sessions.withLock { all -> [String] in
+            let gone = all.filter { $0.value.lastActive <= cutoff }.map(\.key)
+            for id in gone { all.removeValue(forKey: id) }
+            return gone
+        }
+        guard !gone.isEmpty else { return }
+        expired.withLock { recent in
+            for id in gone where recent.ids.insert(id).inserted { recent.order.append(id) }
+            while recent.order.count > 1000 { recent.ids.remove(recent.order.removeFirst()) }
+        }
     }
 }
