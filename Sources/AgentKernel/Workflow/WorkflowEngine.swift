@@ -339,8 +339,12 @@ public final class WorkflowEngine: Sendable {
             }
             do {
                 // Re-read unless the caller holds the entry as just stored: the state may have
-                // moved on between the scheduling and this task.
-                guard let entry = try current ?? journal.entry(workflow, seq: seq) else { return }
+                // moved on between the scheduling and this task. And re-read if a cancel came: it
+                // may have ended the entry between its write and the scheduling (it found the
+                // entry idle), and the stale copy would be routed or run all the same — seen as a
+                // submitted workflow cancelled at once, then kept here and run.
+                let fresh = isCancelRequested(workflow) ? nil : current
+                guard let entry = try fresh ?? journal.entry(workflow, seq: seq) else { return }
                 switch entry.state {
                 case .accepted, .running:
                     var next: Journal.Entry? = entry
