@@ -12,14 +12,24 @@ struct Workflow: AsyncParsableCommand {
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a workflow file and hand it to an agent; print its id (with --watch, follow it to the end).",
-            discussion: "Exit status: 0 completed (or submitted), 1 failed/cancelled/parked after a failure, 2 invalid file, 130 interrupted.")
+            discussion: "Exit status: 0 completed (or submitted), 1 failed/cancelled/parked after a failure, 2 invalid file, "
+                + "3 connection lost while watching, 4 --watch-timeout reached (the workflow goes on), 130 interrupted.")
         @OptionGroup var options: ClientOptions
         @Argument(help: "The workflow's YAML file.") var file: String
         @Option(name: .long, help: "The agent to submit to (default: the least loaded online agent).") var to: String?
         @Flag(name: .long, help: "Follow the workflow's events until it ends.") var watch = false
+        @Option(name: .customLong("watch-timeout"), help: ArgumentHelp("With --watch: stop watching after this long (the workflow goes on; exit status 4).", valueName: "SECONDS"))
+        var watchTimeout: Double?
         @Option(name: .customLong("param"), help: ArgumentHelp(
             "Set a workflow parameter (repeatable); VALUE is read as YAML: 3, true, \"1.0\".", valueName: "KEY=VALUE"))
         var params: [String] = []
+
+        func validate() throws {
+            if let timeout = watchTimeout {
+                guard watch else { throw ValidationError("--watch-timeout needs --watch") }
+                guard timeout > 0, timeout.isFinite else { throw ValidationError("--watch-timeout must be a number of seconds above 0") }
+            }
+        }
 
         func run() async throws {
             // Checked before connecting: a typo needs no server.
@@ -30,7 +40,7 @@ struct Workflow: AsyncParsableCommand {
             Interrupts.install()
             var status: Int32 = 0
             try await withSession(options) { session in
-                status = try await WorkflowOperations(session: session).submit(file: file, params: params, to: to, watch: watch)
+                status = try await WorkflowOperations(session: session).submit(file: file, params: params, to: to, watch: watch, timeout: watchTimeout)
             }
             if status != 0 { throw ExitCode(status) }
         }

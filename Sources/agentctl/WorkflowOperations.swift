@@ -6,6 +6,8 @@ import Foundation
 struct WorkflowOperations {
     /// `wf submit --watch` lost its connection: the workflow goes on, unwatched.
     static let connectionLostStatus: Int32 = 3
+    /// `wf submit --watch --timeout` ran out: the workflow goes on, unwatched.
+    static let watchTimedOutStatus: Int32 = 4
 
     let session: Session
 
@@ -45,8 +47,9 @@ struct WorkflowOperations {
 
     /// Submits FILE; with `watch`, follows it to the end. Returns the exit status (0, or 1 when
     /// the workflow failed, was cancelled or parked after a failure; 3 when the connection to the
-    /// server was lost while watching; 130 when interrupted).
-    func submit(file: String, params: [String] = [], to chosen: String?, watch: Bool) async throws -> Int32 {
+    /// server was lost while watching; 4 when `timeout` seconds of watching ran out; 130 when
+    /// interrupted).
+    func submit(file: String, params: [String] = [], to chosen: String?, watch: Bool, timeout: Double? = nil) async throws -> Int32 {
         let (yaml, document) = try Self.validate(file: file, params: params)
         let agent: String
         if let chosen {
@@ -73,12 +76,17 @@ struct WorkflowOperations {
             throw error
         }
         print("\(document.name) \(id) submitted to \(agent) (\(document.steps.count) step\(document.steps.count == 1 ? "" : "s"))")
-        switch await WorkflowWatcher(session: session, workflowID: id, listener: listener, since: since).run() {
+        var watcher = WorkflowWatcher(session: session, workflowID: id, listener: listener, since: since)
+        watcher.timeout = timeout
+        switch await watcher.run() {
         case .finished(let outcome):
             return outcome.succeeded ? 0 : 1
         case .interrupted:
             print("stopped watching; \(document.name) \(id) goes on (agentctl wf status \(id.prefix(6)))")
             return 130
+        case .timedOut:
+            print("stopped watching after \(WorkflowWatcher.seconds(timeout ?? 0)) (--watch-timeout); \(document.name) \(id) goes on (agentctl wf status \(id.prefix(6)))")
+            return WorkflowOperations.watchTimedOutStatus
         case .connectionLost:
             complain("lost the connection to the server while watching; \(document.name) \(id) goes on without us (agentctl wf status \(id.prefix(6)))")
             return WorkflowOperations.connectionLostStatus

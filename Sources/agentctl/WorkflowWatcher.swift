@@ -4,7 +4,7 @@ import Foundation
 /// `wf submit --watch`: prints one line per step as the events come in, a line when the
 /// workflow waits for an agent, and a summary at the end.
 struct WorkflowWatcher {
-    enum Result { case finished(WorkflowWatch.Outcome), interrupted, connectionLost }
+    enum Result { case finished(WorkflowWatch.Outcome), interrupted, connectionLost, timedOut }
 
     let session: Session
     let workflowID: String
@@ -16,6 +16,8 @@ struct WorkflowWatcher {
     /// A step running longer than this gets a line saying so, and another at each such interval:
     /// a build of many minutes must not look like a hang.
     var stillRunningEvery: TimeInterval = 30
+    /// Watching ends after this long, the workflow unfinished (nil: until it ends).
+    var timeout: TimeInterval?
 
     private enum Input: Sendable { case event(WorkflowEvent), tick, interrupt, feedEnded }
 
@@ -59,6 +61,7 @@ struct WorkflowWatcher {
                     }
                     print(render(update))
                 case .tick:
+                    if let timeout, Date().timeIntervalSince(since) >= timeout { return .timedOut }
                     if let step = running, Date().timeIntervalSince(step.said) >= stillRunningEvery {
                         running?.said = Date()
                         print(stillRunning(step.event, for: Date().timeIntervalSince(step.started)))

@@ -171,12 +171,7 @@ import Testing
         let cancel = try await agentctl(["wf", "cancel", id])
         #expect(cancel.status == 0, "\(cancel)")
         #expect(cancel.stdout.contains("cancel"), "\(cancel)")
-        var final = ""
-        for _ in 0..<50 {
-            final = try await agentctl(["wf", "status", id]).stdout
-            if final.contains("cancelled") { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let final = try await output(of: ["wf", "status", id], once: "cancelled")
         #expect(final.contains("cancelled"), "\(final)")
         let again = try await agentctl(["wf", "cancel", id])
         #expect(again.status != 0, "cancelling a finished workflow is refused: \(again)")
@@ -186,26 +181,30 @@ import Testing
     /// A watch whose connection drops must say so and end (a CI job must not hang), with a
     /// status of its own: the workflow goes on without it.
     @Test func watchThatLosesItsConnectionSaysSoAndExitsThree() async throws {
-        let agent = try await cluster.startAgent("watched", modules: ["util", "shell"])
-        let file = try workflow("long", """
-            workflow: long
-            steps:
-              - { id: nap, action: shell.run, with: { command: "sleep 5" } }
-            """)
+        let (agent, file) = try await napper("watched", workflow: "long", seconds: 5)
         let relay = try TCPRelay(to: cluster.server.port)
         async let watched = agentctl(["wf", "submit", file, "--watch"], server: "127.0.0.1:\(relay.port)")
-        var listed = ""
-        for _ in 0..<50 {
-            listed = try await agentctl(["wf", "list"]).stdout
-            if listed.contains("running") { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let listed = try await output(of: ["wf", "list"], once: "running")
         #expect(listed.contains("running"), "\(listed)")
         relay.cut()
         let run = try await watched
         #expect(run.status == 3, "\(run)")
         #expect(run.stderr.contains("lost the connection to the server while watching; long "), "\(run)")
         #expect(run.stdout.contains("completed") == false, "\(run)")
+        try await agent.stop()
+    }
+
+    /// A CI job bounds its wait: --watch-timeout ends the watch with 4, the workflow going on.
+    @Test func watchTimeoutEndsTheWatchNotTheWorkflow() async throws {
+        let (agent, file) = try await napper("patient", workflow: "nap", seconds: 4)
+        let run = try await agentctl(["wf", "submit", file, "--watch", "--watch-timeout", "1"])
+        #expect(run.status == 4, "\(run)")
+        #expect(run.stdout.contains("stopped watching after 1."), "\(run)")
+        let id = try #require(run.stdout.split(separator: " ").dropFirst().first.map(String.init))
+        let status = try await output(of: ["wf", "status", id], once: "completed")
+        #expect(status.contains("completed"), "it went on: \(status)")
+        let refused = try await agentctl(["wf", "submit", file, "--watch-timeout", "1"])
+        #expect(refused.status == 64 && refused.stderr.contains("--watch-timeout needs --watch"), "\(refused)")
         try await agent.stop()
     }
 
@@ -341,6 +340,25 @@ import Testing
         killer.cancel()
         return Run(status: process.terminationStatus, stdout: String(decoding: await stdoutData.value, as: UTF8.self),
                    stderr: String(decoding: await stderrData.value, as: UTF8.self))
+    }
+
+    /// An agent running steps, and a workflow file whose one step sleeps `seconds` on it.
+    func napper(_ user: String, workflow name: String, seconds: Int) async throws -> (RunningAgent, String) {
+        let agent = try await cluster.startAgent(user, modules: ["util", "shell"])
+        let file = try workflow(name, "workflow: \(name)\nsteps:\n  - { id: nap, action: shell.run, with: { command: \"sleep \(seconds)\" } }\n")
+        return (agent, file)
+    }
+
+    /// agentctl's output for `arguments` once it contains `word`, asking every 0.2 s for 10 s at
+    /// most (the last output if it never does).
+    func output(of arguments: [String], once word: String) async throws -> String {
+        var text = ""
+        for _ in 0..<50 {
+            text = try await agentctl(arguments).stdout
+            if text.contains(word) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return text
     }
 
     /// Reads a pipe to its end on a thread of its own.
