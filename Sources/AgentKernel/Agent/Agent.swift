@@ -318,7 +318,7 @@ public final class Agent: Sendable {
                         return true
                     }
                     guard due else { return }
-                    answer = "Sorry, \(JID(from)?.bare ?? from) is not allowed to command \(settings.name)."
+                    answer = ChatCommands.refusal(of: from, by: settings.name)
                 } else {
                     answer = await ChatCommands.answer(body, from: from, agent: self)
                 }

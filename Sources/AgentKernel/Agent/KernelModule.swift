@@ -94,12 +94,15 @@ enum ChatCommands {
         message.child("delay", xmlns: NS.delay).map { $0["stamp"] ?? "earlier" }
     }
 
+    /// What an untrusted JID is told.
+    static func refusal(of from: String, by agent: String) -> String {
+        "Sorry, \(JID(from)?.bare ?? from) is not allowed to command \(agent)."
+    }
+
     static func answer(_ body: String, from: String, agent: Agent) async -> String {
         let words = body.split(whereSeparator: \.isWhitespace).map(String.init)
         guard let verb = words.first?.lowercased() else { return "Say 'help' for the commands I know." }
-        guard agent.settings.trusts(from) else {
-            return "Sorry, \(JID(from)?.bare ?? from) is not allowed to command \(agent.settings.name)."
-        }
+        guard agent.settings.trusts(from) else { return refusal(of: from, by: agent.settings.name) }
         let commands = agent.modules.flatMap(\.chatCommands)
         if verb == "help" || verb == "?" {
             let lines = commands.map { "  \($0.usage.padding(toLength: 24, withPad: " ", startingAt: 0)) \($0.summary)" }

@@ -255,10 +255,7 @@ final class StropheSession: @unchecked Sendable {
             case .job(let job): runElsewhere(job)
             }
         }
-        for (_, request) in pending {
-            request.continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
-        }
-        pending.removeAll()
+        failPending()
         if let conn { xmpp_conn_release(conn) }
         if let connectionToRelease { xmpp_conn_release(connectionToRelease) }
         if let streamManagement { xmpp_free_sm_state(streamManagement) }
@@ -419,10 +416,7 @@ final class StropheSession: @unchecked Sendable {
             let wasOnline = online
             online = false
             let reason = classify(error: error, streamError: streamError, wasOnline: wasOnline)
-            for (_, request) in pending {
-                request.continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
-            }
-            pending.removeAll()
+            failPending()
             // libstrophe must not free a connection from inside its own callback.
             if self.conn == conn {
                 streamManagement = xmpp_conn_get_sm_state(conn)
@@ -501,6 +495,14 @@ final class StropheSession: @unchecked Sendable {
             xmpp_conn_release(dead)
             connectionToRelease = nil
         }
+    }
+
+    /// The connection is gone: no request will be answered.
+    private func failPending() {
+        for (_, request) in pending {
+            request.continuation.resume(throwing: ConnectionError.disconnected(jid: settings.jid))
+        }
+        pending.removeAll()
     }
 
     private func sweepTimers() {
