@@ -6,7 +6,7 @@ import Foundation
 struct WorkflowOperations {
     /// `wf submit --watch` lost its connection: the workflow goes on, unwatched.
     static let connectionLostStatus: Int32 = 3
-    /// `wf submit --watch --timeout` ran out: the workflow goes on, unwatched.
+    /// `wf submit --watch --watch-timeout` ran out: the workflow goes on, unwatched.
     static let watchTimedOutStatus: Int32 = 4
 
     let session: Session
@@ -78,17 +78,19 @@ struct WorkflowOperations {
         print("\(document.name) \(id) submitted to \(agent) (\(document.steps.count) step\(document.steps.count == 1 ? "" : "s"))")
         var watcher = WorkflowWatcher(session: session, workflowID: id, listener: listener, since: since)
         watcher.timeout = timeout
+        let goesOn = "\(document.name) \(id) goes on"
+        let followIt = "(agentctl wf status \(id.prefix(6)))"
         switch await watcher.run() {
         case .finished(let outcome):
             return outcome.succeeded ? 0 : 1
         case .interrupted:
-            print("stopped watching; \(document.name) \(id) goes on (agentctl wf status \(id.prefix(6)))")
+            print("stopped watching; \(goesOn) \(followIt)")
             return 130
         case .timedOut:
-            print("stopped watching after \(WorkflowWatcher.seconds(timeout ?? 0)) (--watch-timeout); \(document.name) \(id) goes on (agentctl wf status \(id.prefix(6)))")
+            print("stopped watching after \(WorkflowWatcher.seconds(timeout ?? 0)) (--watch-timeout); \(goesOn) \(followIt)")
             return WorkflowOperations.watchTimedOutStatus
         case .connectionLost:
-            complain("lost the connection to the server while watching; \(document.name) \(id) goes on without us (agentctl wf status \(id.prefix(6)))")
+            complain("lost the connection to the server while watching; \(goesOn) without us \(followIt)")
             return WorkflowOperations.connectionLostStatus
         }
     }

@@ -210,7 +210,7 @@ final class SpoolWatcher: Sendable {
     /// `.error` saying what it was. Moving it there is the claim: of several agents one wins.
     private func rejectLongName(_ name: String) {
         let short = Self.prefix(of: name, bytes: 200)
-        let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: String(UUID().uuidString.prefix(8).lowercased()), key: name)
+        let claim = Claim(url: incoming.appendingPathComponent(name), name: short, id: Claim.newID(), key: name)
         let reason = "the name is \(name.utf8.count) bytes long; the spool takes names of at most \(Self.maximumNameBytes) bytes. It was: \(name)"
         do {
             let placed = try place(claim, in: rejected, as: short, note: reason + "\n")
@@ -264,8 +264,11 @@ final class SpoolWatcher: Sendable {
 
         /// A new claim for `name`.
         init(in claims: URL, name: String) {
-            self.init(url: claims.appendingPathComponent("\(UUID().uuidString.prefix(8).lowercased())-\(name)"))
+            self.init(url: claims.appendingPathComponent("\(Self.newID())-\(name)"))
         }
+
+        /// A fresh claim id: 8 hex digits.
+        static func newID() -> String { String(UUID().uuidString.prefix(8).lowercased()) }
 
         init(url: URL, name: String, id: String, key: String) {
             self.url = url
@@ -342,8 +345,10 @@ final class SpoolWatcher: Sendable {
         // The id derives from the claim, so finishing a claim after a crash cannot submit twice:
         // the journal ignores a second submission of an id it holds (for a week after it ended).
         let id = String(WorkflowDirectoryHash.hex(of: claim.key).prefix(12))
-        var submitted = kept.withLock { $0[claim.url.path]?.submitted }
-        if submitted == nil {
+        let submitted: String
+        if let earlier = kept.withLock({ $0[claim.url.path]?.submitted }) {
+            submitted = earlier
+        } else {
             let document: WorkflowDocument
             do {
                 document = try WorkflowParser.parse(data: readFile(claim.url.path, claim.name), source: claim.name)
@@ -362,7 +367,6 @@ final class SpoolWatcher: Sendable {
                 return
             }
         }
-        guard let submitted else { return }
         // Submitted: the workflow runs, so whatever happens now, the file is never rejected.
         do {
             try place(claim, in: accepted, as: "\(submitted)-\(claim.name)")
