@@ -160,11 +160,14 @@ public final class ReleasePublisher: Sendable {
             defer { try? fm.removeItem(at: stage) }
 
             var entries: [[String: Any]] = []
+            // Each file hashed once, as copied (images are large); SHA256SUMS reuses the digests.
+            var digests: [String: String] = [:]
             for f in files {
                 let dst = stage.appendingPathComponent(f.name)
                 try fm.copyItem(at: f.source, to: dst)
                 let (sha, size) = try SHA256Hex.of(file: dst)
                 entries.append(["name": f.name, "sha256": sha, "size": size])
+                digests[f.name] = sha
             }
             let trailObject = try JSONSerialization.jsonObject(with: trail, options: [.fragmentsAllowed])
             let manifest: [String: Any] = [
@@ -177,9 +180,10 @@ public final class ReleasePublisher: Sendable {
             ]
             try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
                 .write(to: stage.appendingPathComponent(Self.manifest))
+            digests[Self.manifest] = try SHA256Hex.of(file: stage.appendingPathComponent(Self.manifest)).sha256
             var sums = ""
             for name in (files.map(\.name) + [Self.manifest]).sorted() {
-                sums += "\(try SHA256Hex.of(file: stage.appendingPathComponent(name)).sha256)  \(name)\n"
+                sums += "\(digests[name]!)  \(name)\n"
             }
             let sumsData = Data(sums.utf8)
             try sumsData.write(to: stage.appendingPathComponent(Self.sums))

@@ -18,11 +18,16 @@ public struct TAPResult: Sendable, Equatable {
     /// a plan of exactly `expected`, every planned test reported, all ok. Measured against
     /// the recipe, not the guest's own plan: a guest that finds no contextualisation disk
     /// plans nothing (`1..0 # SKIP`), and that passed with no check run.
+    /// What is wrong with a printed plan that is not for `expected` checks; nil without a plan
+    /// or with the right one.
+    public func planMismatch(expecting expected: Int) -> String? {
+        guard let plan, plan != expected else { return nil }
+        return "the guest planned \(plan) of the recipe's \(expected) checks" + (planComment.map { " (\($0))" } ?? "")
+    }
+
     public func failure(expecting expected: Int) -> String? {
         guard let plan else { return "no TAP plan printed" }
-        guard plan == expected else {
-            return "the guest planned \(plan) of the recipe's \(expected) checks" + (planComment.map { " (\($0))" } ?? "")
-        }
+        if let mismatch = planMismatch(expecting: expected) { return mismatch }
         let failed = lines.filter { !$0.ok }.map(\.description)
         let missing = plan - lines.count
         guard !failed.isEmpty || missing != 0 else { return nil }

@@ -57,14 +57,14 @@ struct LifecycleSettings: Sendable {
                    ?? ((agent.stateDirectory as NSString).deletingLastPathComponent as NSString).appendingPathComponent("shared"))
         recipes = URL(fileURLWithPath: section["recipes"] as? String ?? "recipes")
         signingKey = URL(fileURLWithPath: section["signing_key"] as? String ?? root.appendingPathComponent("keys/release.ed25519").path)
-        guard section["signing_key_create"].map({ $0 is Bool }) ?? true else {
-            throw ConfigError(file: "module_settings.lifecycle", "signing_key_create must be true or false")
+        /// A true/false setting, false when absent.
+        func flag(_ key: String) throws -> Bool {
+            guard let value = section[key] else { return false }
+            guard let flag = value as? Bool else { throw ConfigError(file: "module_settings.lifecycle", "\(key) must be true or false") }
+            return flag
         }
-        signingKeyCreate = section["signing_key_create"] as? Bool ?? false
-        guard section["post_scripts_chroot"].map({ $0 is Bool }) ?? true else {
-            throw ConfigError(file: "module_settings.lifecycle", "post_scripts_chroot must be true or false")
-        }
-        postScriptsChroot = section["post_scripts_chroot"] as? Bool ?? false
+        signingKeyCreate = try flag("signing_key_create")
+        postScriptsChroot = try flag("post_scripts_chroot")
         retention = section["retention"] as? Int ?? 5
         sourceDateEpoch = section["source_date_epoch"] as? Int ?? 1_700_000_000
         for key in ["mirror", "security_mirror"] {

@@ -44,13 +44,16 @@ public struct RepositoryModule: StepRunner {
         guard let match = ids().first(where: { $0.hasPrefix(id) }), !id.isEmpty else {
             throw StanzaError(.itemNotFound, "no snapshot \(id)")
         }
-        return try snapshotter().open(id: match)
+        return try RepositorySnapshotter.open(id: match, root: settings.repo)
     }
 
     public var commands: [AdHocCommand] {
         [
             AdHocCommand(node: "snapshots", name: "List snapshots", requiresTrust: false) { _ in
-                let rows = ids().compactMap { id in (try? snapshotter().open(id: id)).map { ["id": id, "packages": String($0.packages.count)] } }
+                // Read without a snapshotter: one would look up the host's mirror for each snapshot.
+                let rows = ids().compactMap { id in
+                    (try? RepositorySnapshotter.open(id: id, root: settings.repo)).map { ["id": id, "packages": String($0.packages.count)] }
+                }
                 return CommandResult(form: DataForm(.result, title: "Snapshots", reported: [.init("id"), .init("packages")], items: rows))
             },
             AdHocCommand(node: "snapshot-show", name: "Show a snapshot", requiresTrust: false, form: DataForm(.form, fields: [
