@@ -113,10 +113,10 @@ public enum Tool {
                 try? inPipe.fileHandleForWriting.close()
             }
         }
-        let end = waitForExit(done, timeout: timeout)
-        let ended = end == .exited || stop(process.processIdentifier, exited: done, gently: end == .timedOut)
-        var drained = readers.wait(timeout: .now() + (end == .exited ? Self.outputGrace : 5)) == .success
-        if !drained, end == .exited {
+        let end = done.waitUnlessCancelled(timeout: timeout)
+        let ended = end == .signalled || stop(process.processIdentifier, exited: done, gently: end == .timedOut)
+        var drained = readers.wait(timeout: .now() + (end == .signalled ? Self.outputGrace : 5)) == .success
+        if !drained, end == .signalled {
             // The tool is done but something it started still holds its output (a daemon, a
             // background job): what is left of its group is stopped — a step's tool must not
             // outlive it, nor keep the step waiting — and the output read so far is kept.
@@ -137,7 +137,7 @@ public enum Tool {
         switch end {
         case .timedOut: throw ToolError(tool: name, argv: argv, reason: .timedOut(timeout ?? 0), stderrTail: tail(output.stderrString))
         case .cancelled: throw ToolError(tool: name, argv: argv, reason: .cancelled, stderrTail: tail(output.stderrString))
-        case .exited: break
+        case .signalled: break
         }
         if checkStatus && output.status != 0 {
             throw ToolError(tool: name, argv: argv, reason: .ended(output.end), stderrTail: tail(output.stderrString))
@@ -145,22 +145,8 @@ public enum Tool {
         return output
     }
 
-    enum End { case exited, timedOut, cancelled }
-
     /// How long the output may go on after the tool exited (what it started still writing).
     static let outputGrace: TimeInterval = 2
-
-    /// Waits for `exited` (a termination handler's signal) up to `timeout`, or until the work
-    /// on this thread is cancelled (`ThreadCancel`), looking every 0.1 s.
-    static func waitForExit(_ exited: DispatchSemaphore, timeout: TimeInterval?) -> End {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
-        let cancel = ThreadCancel.current
-        while exited.wait(timeout: .now() + 0.1) == .timedOut {
-            if cancel?.isCancelled == true { return .cancelled }
-            if let deadline, Date() >= deadline { return .timedOut }
-        }
-        return .exited
-    }
 
     /// Stops the process group led by `pid` (`Process` makes each child a group leader): the
     /// whole group, as a shell's children would run on and hold its output pipes. `gently`

@@ -149,7 +149,7 @@ public final class VMTester: Sendable {
         let end = run.wait(timeout: TimeInterval(context.maxLifetime))
         let total = Date().timeIntervalSince(run.started)
         let outcome: VMOutcome
-        if end != .exited {
+        if end != .signalled {
             run.kill()
             if end == .cancelled { throw ToolError(tool: argv[0], argv: argv, reason: .cancelled, stderrTail: Tool.tail(run.stderr.text)) }
             outcome = .killedAtMaxLifetime(seconds: context.maxLifetime)
@@ -163,7 +163,7 @@ public final class VMTester: Sendable {
         let tap = TAPResult.parse(log)
         let error: String? = switch outcome {
         // A plan short of the checks given shows as no testcase at all otherwise.
-        case .poweredOff: tap.plan != nil && tap.plan != checks.count ? tap.failure(expecting: checks.count) : nil
+        case .poweredOff: tap.planMismatch(expecting: checks.count)
         case .killedAtMaxLifetime(let s): "killed: max_lifetime of \(s) s exceeded"
         case let .qemuFailed(end, stderr): "qemu \(end): \(stderr)"
         }
@@ -252,9 +252,9 @@ final class QemuRun: @unchecked Sendable {
     }
 
     /// Waits for qemu to end, up to `timeout` or a cancel of the work on this thread.
-    func wait(timeout: TimeInterval) -> Tool.End {
-        let end = Tool.waitForExit(exited, timeout: timeout)
-        if end == .exited { drain() }
+    func wait(timeout: TimeInterval) -> WaitOutcome {
+        let end = exited.waitUnlessCancelled(timeout: timeout)
+        if end == .signalled { drain() }
         return end
     }
 

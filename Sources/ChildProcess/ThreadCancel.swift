@@ -28,3 +28,20 @@ public final class ThreadCancel: Sendable {
         return try body()
     }
 }
+
+/// How a wait under `ThreadCancel` ended.
+public enum WaitOutcome: Sendable { case signalled, timedOut, cancelled }
+
+extension DispatchSemaphore {
+    /// Waits for a signal up to `timeout` (nil: without end), or until the work on this thread is
+    /// cancelled (`ThreadCancel.current`), looking every 0.1 s.
+    public func waitUnlessCancelled(timeout: TimeInterval? = nil) -> WaitOutcome {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
+        let cancel = ThreadCancel.current
+        while wait(timeout: .now() + 0.1) == .timedOut {
+            if cancel?.isCancelled == true { return .cancelled }
+            if let deadline, Date() >= deadline { return .timedOut }
+        }
+        return .signalled
+    }
+}

@@ -33,10 +33,9 @@ struct PathResolver {
     /// What `containerPath` names as the container will see it: symlinks are followed the way
     /// the container's kernel will, an absolute target from the container's root and `..`
     /// stopping there, through the mounts placed so far — never into the host's own tree, which
-    /// is what the host would do with an image's absolute link. Returns the host path and lstat
-    /// of the final target (a symlink itself when `followLast` is false), or nil if there is
-    /// none (missing, or more than 40 links).
-    func lookUp(_ containerPath: String, followLast: Bool = true) -> (host: String, status: stat)? {
+    /// is what the host would do with an image's absolute link. Returns the lstat of the final
+    /// target, or nil if there is none (missing, or more than 40 links).
+    func lookUp(_ containerPath: String) -> stat? {
         var pending = containerPath.split(separator: "/").map(String.init)
         var resolved: [String] = []
         var links = 0
@@ -51,7 +50,7 @@ struct PathResolver {
             let host = hostPath("/" + candidate.joined(separator: "/"))
             var status = stat()
             guard lstat(host, &status) == 0 else { return nil }
-            if status.st_mode & S_IFMT == S_IFLNK, followLast || !pending.isEmpty {
+            if status.st_mode & S_IFMT == S_IFLNK {
                 links += 1
                 guard links <= 40, let target = try? FileManager.default.destinationOfSymbolicLink(atPath: host) else { return nil }
                 if target.hasPrefix("/") { resolved = [] }
@@ -63,7 +62,7 @@ struct PathResolver {
         let host = hostPath("/" + resolved.joined(separator: "/"))
         var status = stat()
         guard lstat(host, &status) == 0 else { return nil }
-        return (host, status)
+        return status
     }
 
     /// The contents of a regular file the container left at `containerPath`, or nil if there is
@@ -181,7 +180,7 @@ struct RootfsAssembler {
     /// file) where the container will see it: symlinks resolved inside the container's view,
     /// not on the host (`PathResolver.lookUp`).
     func checkScript(_ path: String, resolver: PathResolver) throws {
-        guard let (_, st) = resolver.lookUp(path) else { throw LauncherError.startupScriptMissing(path) }
+        guard let st = resolver.lookUp(path) else { throw LauncherError.startupScriptMissing(path) }
         if (st.st_mode & S_IFMT) == S_IFREG && (st.st_mode & 0o111) == 0 { throw LauncherError.startupScriptMissing(path) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw LauncherError.startupScriptMissing(path) }
     }

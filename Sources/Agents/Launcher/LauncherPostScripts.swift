@@ -21,11 +21,11 @@ struct LauncherPostScripts: PostScriptRunner {
         }
         // The step's cancel reaches the container (Subprocess stops runc on a cancel); the
         // container's teardown is still waited for.
-        let cancel = ThreadCancel.current
-        while done.wait(timeout: .now() + 0.1) == .timedOut {
-            if cancel?.isCancelled == true { task.cancel() }
+        if done.waitUnlessCancelled() == .cancelled {
+            task.cancel()
+            done.wait()
         }
-        if cancel?.isCancelled == true {
+        if ThreadCancel.current?.isCancelled == true {
             throw CancellationError()
         }
         let result = try outcome.value!.get()
