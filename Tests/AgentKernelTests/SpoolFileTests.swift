@@ -19,6 +19,12 @@ import Testing
         } catch { return "\(error)" }
     }
 
+    @Test func aNameIsCutShortAtTheFirstCharacterThatDoesNotFit() {
+        #expect(SpoolWatcher.prefix(of: "ab€c", bytes: 3) == "ab")
+        #expect(SpoolWatcher.prefix(of: "ab€c", bytes: 5) == "ab€")
+        #expect(SpoolWatcher.prefix(of: "abc", bytes: 10) == "abc")
+    }
+
     @Test func aRegularFileIsRead() throws {
         try "workflow: w\n".write(toFile: directory + "/ok", atomically: true, encoding: .utf8)
         #expect(try SpoolWatcher.readDroppedFile(directory + "/ok", name: "ok", limit: 1024) == Data("workflow: w\n".utf8))

@@ -404,8 +404,13 @@ final class SpoolWatcher: Sendable {
 
     /// The first characters of `text` that fit in `bytes` bytes of UTF-8.
     static func prefix(of text: String, bytes: Int) -> String {
-        var prefix = ""
-        for character in text where prefix.utf8.count + character.utf8.count <= bytes { prefix.append(character) }
+        var prefix = "", used = 0
+        for character in text {
+            // Stops at the first that does not fit: a later, shorter one must not be taken.
+            guard used + character.utf8.count <= bytes else { break }
+            prefix.append(character)
+            used += character.utf8.count
+        }
         return prefix
     }
 
